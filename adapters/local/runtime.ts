@@ -1,0 +1,226 @@
+/**
+ * The embedded runtime: the app's functions in this process over a durable SQLite log.
+ *
+ * @example
+ * const runtime = await LocalRuntime.start(app, { dataDir: '.petrel' });
+ * const server = await runtime.listen(3000);
+ * process.on('SIGTERM', () => runtime.stop());
+ */
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import pino from 'pino';
+import { SCHEDULE_TYPE, type App, type AppFunction, type HttpResponse } from '../../core/app.js';
+import type { DeadLetter } from '../../core/delivery.js';
+import { deriveEventId, eventKey, type CloudEvent } from '../../core/event.js';
+import { invoke } from '../../core/invoke.js';
+import type { Logger } from '../../core/ports.js';
+import { createIngress, type IngressOptions } from '../http/ingress.js';
+import { PromMetrics } from '../http/metrics.js';
+import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
+import { Consumer } from './consumer.js';
+import { GroupCommit, openDatabase, type Db } from './db.js';
+import { EventLog } from './log.js';
+import { DeliveryRecords } from './records.js';
+import { LocalScope, type LocalContext } from './scope.js';
+import { SqliteTables } from './tables.js';
+
+export interface LocalRuntimeOptions {
+  /** Where the log, tables and buckets live; default `.petrel`. */
+  dataDir?: string;
+  synchronous?: 'normal' | 'full';
+  logger?: Logger;
+  /** Past this many unsettled events for any function, the ingress answers 429. Default 100,000. */
+  maxBacklog?: number;
+  /** Settled events kept in the log for inspection. Default 10,000. */
+  retainEvents?: number;
+  /** How long `stop` waits for in-flight handlers before aborting them. Default 10 s. */
+  drainTimeoutMs?: number;
+}
+
+export class LocalRuntime implements IngressTarget {
+  readonly metrics: PromMetrics;
+  readonly deadLetters: DeadLetterAdmin;
+  private readonly ctx: LocalContext;
+  private readonly consumers: Consumer[];
+  private readonly shutdown = new AbortController();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private server?: Server;
+  private fatal?: unknown;
+  private stopping?: Promise<void>;
+
+  private constructor(readonly app: App, private readonly db: Db, private readonly options: Required<Omit<LocalRuntimeOptions, 'logger' | 'synchronous'>> & { logger: Logger }) {
+    const commit = new GroupCommit(db, (error) => {
+      this.fatal = error;
+      options.logger.error({ err: error }, 'the data store failed; no further events are accepted');
+    });
+    const records = new DeliveryRecords(db);
+    this.metrics = new PromMetrics({
+      lag: () => Object.fromEntries(this.consumers.map((c) => [c.fn.name, c.lag()])),
+      deadLetters: () => Object.fromEntries(records.counts().dead),
+    });
+    this.ctx = {
+      app,
+      commit,
+      log: new EventLog(db, commit),
+      records,
+      tables: new SqliteTables(db),
+      bucketsDir: join(options.dataDir, 'buckets'),
+      logger: options.logger,
+      metrics: this.metrics,
+      signal: this.shutdown.signal,
+    };
+    this.consumers = app.functions.filter((f) => f.pattern).map((f) => new Consumer(this.ctx, f));
+    commit.onBeforeCommit(() => {
+      for (const consumer of this.consumers) consumer.persistCursor();
+    });
+    this.deadLetters = {
+      list: async (fn) => records.deadLetters(fn),
+      get: async (id) => records.deadLetter(id),
+      redrive: async (id) => (await this.redrive([id])) === 1,
+      redriveAll: async (fn) => this.redrive(records.deadLetters(fn, Number.MAX_SAFE_INTEGER).map((l) => l.id)),
+    };
+  }
+
+  static async start(app: App, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+    const dataDir = options.dataDir ?? '.petrel';
+    const logger = options.logger ?? pino({ name: app.name });
+    const db = openDatabase({ dataDir, synchronous: options.synchronous });
+    const runtime = new LocalRuntime(app, db, {
+      dataDir,
+      logger,
+      maxBacklog: options.maxBacklog ?? 100_000,
+      retainEvents: options.retainEvents ?? 10_000,
+      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+    });
+    for (const consumer of runtime.consumers) consumer.start();
+    runtime.startSchedules();
+    runtime.timers.push(setInterval(() => runtime.housekeeping(), 10_000).unref());
+    return runtime;
+  }
+
+  /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
+  listen(port: number, host = '127.0.0.1', extend?: IngressOptions['extend']): Promise<Server> {
+    const ingress = createIngress(this, { logger: this.options.logger, extend });
+    return new Promise((resolve, reject) => {
+      const server = ingress.listen(port, host);
+      server.once('listening', () => {
+        this.server = server;
+        resolve(server);
+      });
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use; set PORT to another port`) : error);
+      });
+    });
+  }
+
+  publish(events: CloudEvent[]): Promise<void> {
+    if (this.fatal) return Promise.reject(new Error('the data store failed; see the log'));
+    if (this.stopping) return Promise.reject(Object.assign(new Error('shutting down'), { status: 503 }));
+    return this.ctx.log.append(events);
+  }
+
+  async invokeHttp(fn: AppFunction, event: CloudEvent): Promise<HttpResponse> {
+    const scope = new LocalScope(this.ctx, fn, event, false);
+    const result = await invoke({ app: this.app, fn, event, attempt: 1, scope, log: this.ctx.logger, metrics: this.metrics, signal: this.shutdown.signal });
+    if (result.outcome !== 'ok') {
+      if (result.outcome === 'duplicate') return { status: 200 };
+      return { status: 500, body: { error: `function "${fn.name}" failed (${result.record.error.name}); see the server log`, eventId: event.id } };
+    }
+    await this.ctx.commit.submit(() => {
+      scope.session.apply();
+      this.ctx.log.appendInTransaction(result.emitted.concat(scope.objectEvents));
+    });
+    return result.response ?? { status: result.emitted.length ? 202 : 200 };
+  }
+
+  overloaded(): boolean {
+    return this.consumers.some((c) => c.lag() > this.options.maxBacklog);
+  }
+
+  health(): { ok: boolean; [detail: string]: unknown } {
+    const lag = Object.fromEntries(this.consumers.map((c) => [c.fn.name, c.lag()]));
+    return { ok: !this.fatal && !this.stopping, app: this.app.name, head: this.ctx.log.head, lag };
+  }
+
+  /** Events in the log, newest last, for tests and the console. */
+  events(afterSeq = 0, limit = 1000): Array<{ seq: number; event: CloudEvent }> {
+    return this.ctx.log.read(afterSeq, limit);
+  }
+
+  /** Resolves when every function has settled every event appended so far, and no retry is pending soon. */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      await this.ctx.commit.drain();
+      const pending = this.ctx.records.counts().retries;
+      if (this.consumers.every((c) => c.lag() === 0) && pending.size === 0) return;
+      if (Date.now() > until) throw new Error(`not idle after ${timeoutMs} ms: ${JSON.stringify(this.health().lag)}, retries ${JSON.stringify([...pending])}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Stops intake, lets in-flight handlers finish (aborting them after the drain timeout), closes. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const timer of this.timers) clearInterval(timer);
+      const closed = this.server ? new Promise((resolve) => this.server!.close(resolve)) : Promise.resolve();
+      this.server?.closeIdleConnections();
+      const abort = setTimeout(() => this.shutdown.abort(new Error('runtime stopping')), this.options.drainTimeoutMs);
+      await Promise.all(this.consumers.map((c) => c.stop()));
+      clearTimeout(abort);
+      this.shutdown.abort(new Error('runtime stopped'));
+      await this.ctx.commit.drain();
+      this.server?.closeAllConnections();
+      await closed;
+      this.db.close();
+    })();
+    return this.stopping;
+  }
+
+  private async redrive(ids: string[]): Promise<number> {
+    const { records, commit } = this.ctx;
+    const letters = ids.map((id) => records.deadLetter(id)).filter((l): l is DeadLetter => l !== undefined);
+    const now = Date.now();
+    await commit.submit(() => {
+      for (const letter of letters) {
+        records.deleteDeadLetter(letter.id);
+        records.putRetry({ fn: letter.fn, key: eventKey(letter.event), attempt: 1, due: now, event: letter.event, history: [] });
+      }
+    });
+    for (const letter of letters) this.consumers.find((c) => c.fn.name === letter.fn)?.armRetry(now);
+    return letters.length;
+  }
+
+  /** Schedule triggers: one event per period, with an id derived from the period so a restart never fires it twice. */
+  private startSchedules(): void {
+    for (const fn of this.app.functions) {
+      const trigger = fn.spec.trigger;
+      if (trigger.kind !== 'schedule') continue;
+      const fire = () => {
+        const period = Math.floor(Date.now() / trigger.everyMs);
+        const id = deriveEventId(`${this.app.name}:schedule`, fn.name, period);
+        const time = new Date(period * trigger.everyMs).toISOString();
+        void this.publish([{ specversion: '1.0', id, source: `petrel/${this.app.name}/schedule`, type: SCHEDULE_TYPE, subject: fn.name, time, data: { expression: trigger.expression } }]).catch((error) =>
+          this.ctx.logger.error({ err: error, fn: fn.name }, 'could not fire schedule'),
+        );
+      };
+      const delay = trigger.everyMs - (Date.now() % trigger.everyMs);
+      const first = setTimeout(() => {
+        fire();
+        this.timers.push(setInterval(fire, trigger.everyMs));
+      }, delay);
+      this.timers.push(first);
+    }
+  }
+
+  private housekeeping(): void {
+    const { records, log, tables, commit } = this.ctx;
+    void commit
+      .submit(() => {
+        log.truncate(Math.min(log.head, ...this.consumers.map((c) => c.cursor())), this.options.retainEvents);
+        records.sweepCompletions();
+        tables.sweep();
+      })
+      .catch((error) => this.ctx.logger.error({ err: error }, 'housekeeping failed'));
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * What one attempt on the embedded runtime sees: buffered table writes, file-system buckets whose
+ * puts announce `petrel.object.created`, and the completion record lookup.
+ */
+import { join } from 'node:path';
+import { OBJECT_CREATED_TYPE, type App, type AppFunction, type BucketSpec, type TableSpec } from '../../core/app.js';
+import { eventKey, type CloudEvent } from '../../core/event.js';
+import { childEvent, type InvocationScope } from '../../core/invoke.js';
+import type { Bucket, Logger, Metrics, Table } from '../../core/ports.js';
+import { FileBucket } from './bucket.js';
+import type { GroupCommit } from './db.js';
+import type { EventLog } from './log.js';
+import type { DeliveryRecords } from './records.js';
+import { TableSession, type SqliteTables } from './tables.js';
+
+/** The embedded runtime's shared parts, as consumers and scopes need them. */
+export interface LocalContext {
+  app: App;
+  commit: GroupCommit;
+  log: EventLog;
+  records: DeliveryRecords;
+  tables: SqliteTables;
+  bucketsDir: string;
+  logger: Logger;
+  metrics: Metrics;
+  /** Aborted when the runtime stops waiting for in-flight work. */
+  signal: AbortSignal;
+}
+
+export class LocalScope implements InvocationScope {
+  readonly session: TableSession;
+  /** `petrel.object.created` events for this attempt's bucket puts, committed with its outcome. */
+  readonly objectEvents: CloudEvent[] = [];
+
+  constructor(private readonly ctx: LocalContext, private readonly fn: AppFunction, private readonly event: CloudEvent, private readonly dedupe: boolean) {
+    this.session = new TableSession(ctx.tables);
+  }
+
+  table(name: string, spec: TableSpec): Table {
+    return this.session.table(name, spec);
+  }
+
+  bucket(name: string, _spec: BucketSpec): Bucket {
+    return new FileBucket(join(this.ctx.bucketsDir, name), name, (info) => {
+      const data = { bucket: name, ...info };
+      const source = `petrel/${this.ctx.app.name}/bucket/${name}`;
+      this.objectEvents.push(childEvent(this.ctx.app, this.fn.name, this.event, `object:${name}/${info.key}`, OBJECT_CREATED_TYPE, data, { source, subject: info.key }));
+    });
+  }
+
+  completed(): boolean {
+    return this.dedupe && this.ctx.records.isCompleted(this.fn.name, eventKey(this.event));
+  }
+}

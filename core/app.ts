@@ -1,0 +1,293 @@
+/**
+ * The one description of an app: functions, what triggers them, what they emit, which resources
+ * they use. Every target derives its wiring, queues, dead letters and permissions from it.
+ *
+ * @example
+ * export default defineApp({
+ *   name: 'hello',
+ *   resources: { greetings: table({ partitionKey: 'name' }) },
+ *   functions: {
+ *     greet: fn({
+ *       trigger: on({ type: ['hello.requested'] }),
+ *       uses: { greetings: 'write' },
+ *       emits: ['hello.sent'],
+ *       handler: async (event, ctx) => {
+ *         await ctx.tables.greetings.put({ name: String(event.data) });
+ *         ctx.emit('hello.sent', { to: event.data });
+ *       },
+ *     }),
+ *   },
+ * });
+ */
+import type { CloudEvent } from './event.js';
+import type { RetryPolicy } from './delivery.js';
+import type { Bucket, Logger, ReadBucket, ReadTable, Table } from './ports.js';
+import { compilePattern, type CompiledPattern } from './pattern/index.js';
+
+// ---- resources -------------------------------------------------------------------------------
+
+export interface TableSpec {
+  kind: 'table';
+  /** Attribute holding the partition key (string or number). */
+  partitionKey: string;
+  /** Attribute holding the sort key; items in a partition are ordered by it. */
+  sortKey?: string;
+  /** Attribute holding an expiry time in epoch seconds; expired items are invisible and swept. */
+  ttlAttribute?: string;
+}
+
+export interface BucketSpec {
+  kind: 'bucket';
+}
+
+export type ResourceSpec = TableSpec | BucketSpec;
+
+export function table(options: Omit<TableSpec, 'kind'>): TableSpec {
+  return { kind: 'table', ...options };
+}
+
+export function bucket(): BucketSpec {
+  return { kind: 'bucket' };
+}
+
+// ---- triggers --------------------------------------------------------------------------------
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface HttpTrigger {
+  kind: 'http';
+  method: HttpMethod;
+  /** Express-style path, e.g. `/readings` or `/alerts/:id`. */
+  path: string;
+}
+
+export interface EventTrigger {
+  kind: 'event';
+  /** An EventBridge event pattern over the CloudEvent (attributes top level, payload under `data`). */
+  pattern: Record<string, unknown>;
+}
+
+export interface ObjectCreatedTrigger {
+  kind: 'objectCreated';
+  bucket: string;
+  prefix?: string;
+  suffix?: string;
+}
+
+export interface ScheduleTrigger {
+  kind: 'schedule';
+  /** `rate(5 minutes)`, as in EventBridge Scheduler. */
+  expression: string;
+  /** The interval the expression denotes, in milliseconds. */
+  everyMs: number;
+}
+
+export type Trigger = HttpTrigger | EventTrigger | ObjectCreatedTrigger | ScheduleTrigger;
+
+export function http(method: HttpMethod, path: string): HttpTrigger {
+  if (!path.startsWith('/')) throw new AppDefinitionError(`http trigger path must start with "/", got "${path}"`);
+  return { kind: 'http', method, path };
+}
+
+export function on(pattern: Record<string, unknown>): EventTrigger {
+  compilePattern(pattern); // fail at definition time, naming the bad part of the pattern
+  return { kind: 'event', pattern };
+}
+
+export function objectCreated(bucketName: string, filter: { prefix?: string; suffix?: string } = {}): ObjectCreatedTrigger {
+  return { kind: 'objectCreated', bucket: bucketName, ...filter };
+}
+
+const RATE = /^rate\((\d+) (second|seconds|minute|minutes|hour|hours|day|days)\)$/;
+const UNIT_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+export function schedule(expression: string): ScheduleTrigger {
+  const match = RATE.exec(expression.trim());
+  if (!match || Number(match[1]) < 1) {
+    throw new AppDefinitionError(`schedule "${expression}" is not supported: use rate(<n> <seconds|minutes|hours|days>), e.g. rate(5 minutes)`);
+  }
+  return { kind: 'schedule', expression, everyMs: Number(match[1]) * UNIT_MS[match[2].replace(/s$/, '')] };
+}
+
+/** CloudEvent types the runtime itself produces for object and schedule triggers. */
+export const OBJECT_CREATED_TYPE = 'petrel.object.created';
+export const SCHEDULE_TYPE = 'petrel.schedule.fired';
+export const HTTP_REQUEST_TYPE = 'petrel.http.request';
+
+/** The event pattern a trigger routes by, on every target (http triggers are routed by path). */
+export function triggerPattern(trigger: Trigger, fnName: string): Record<string, unknown> | undefined {
+  switch (trigger.kind) {
+    case 'event':
+      return trigger.pattern;
+    case 'objectCreated': {
+      const key: Record<string, unknown>[] = [];
+      if (trigger.prefix) key.push({ prefix: trigger.prefix });
+      if (trigger.suffix) key.push({ suffix: trigger.suffix });
+      return { type: [OBJECT_CREATED_TYPE], data: { bucket: [trigger.bucket], ...(key.length ? { key } : {}) } };
+    }
+    case 'schedule':
+      return { type: [SCHEDULE_TYPE], subject: [fnName] };
+    case 'http':
+      return undefined;
+  }
+}
+
+// ---- functions -------------------------------------------------------------------------------
+
+export type Access = 'read' | 'write';
+
+/** The `data` of the event an http-triggered handler receives. */
+export interface HttpRequestData {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  /** Request headers, minus those that may carry secrets (authorization, cookie, x-api-key). */
+  headers: Record<string, string>;
+  /** The parsed JSON body, if any. */
+  body?: unknown;
+}
+
+export interface HttpResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+/** Per-emit options. */
+export interface EmitOptions {
+  subject?: string;
+  partitionkey?: string;
+  /** Defaults to `petrel/<app>/<function>`. */
+  source?: string;
+}
+
+export interface Context<U extends Record<string, Access> = Record<string, Access>> {
+  /** The function's name in the app. */
+  fn: string;
+  /** Tables granted by `uses`; read-only ones reject writes. */
+  tables: { [K in keyof U]: U[K] extends 'write' ? Table : ReadTable };
+  buckets: { [K in keyof U]: U[K] extends 'write' ? Bucket : ReadBucket };
+  /** Queues an event; it is published only if the handler succeeds, with an id derived from the input. */
+  emit(type: string, data: unknown, options?: EmitOptions): void;
+  log: Logger;
+  /** 1 on first delivery. */
+  attempt: number;
+  /** Epoch milliseconds after which the invocation is abandoned. */
+  deadline: number;
+  /** Aborted when the deadline passes or the runtime shuts down. */
+  signal: AbortSignal;
+}
+
+export type Handler<U extends Record<string, Access>, D = unknown> = (
+  event: CloudEvent<D>,
+  ctx: Context<U>,
+) => Promise<HttpResponse | void> | HttpResponse | void;
+
+export interface FunctionOptions<U extends Record<string, Access>, D = unknown> {
+  trigger: Trigger;
+  uses?: U;
+  emits?: string[];
+  retry?: Partial<RetryPolicy>;
+  /** Per-invocation timeout; default 30 s. */
+  timeoutMs?: number;
+  /** Invocations of this function at once; default 16. */
+  concurrency?: number;
+  /** Deliver events with the same `partitionkey` one at a time, in order. */
+  ordered?: boolean;
+  handler: Handler<U, D>;
+}
+
+export interface FunctionSpec<U extends Record<string, Access> = Record<string, Access>, D = unknown>
+  extends Required<Pick<FunctionOptions<U, D>, 'trigger' | 'handler' | 'timeoutMs' | 'concurrency' | 'ordered'>> {
+  uses: U;
+  emits: string[];
+  retry: Partial<RetryPolicy>;
+}
+
+export function fn<U extends Record<string, Access> = Record<never, Access>, D = unknown>(
+  options: FunctionOptions<U, D>,
+): FunctionSpec<U, D> {
+  return {
+    uses: {} as U,
+    emits: [],
+    retry: {},
+    timeoutMs: 30_000,
+    concurrency: 16,
+    ordered: false,
+    ...options,
+  };
+}
+
+// ---- the app ---------------------------------------------------------------------------------
+
+export interface AppOptions {
+  name: string;
+  resources?: Record<string, ResourceSpec>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each function has its own `uses` type
+  functions: Record<string, FunctionSpec<any, any>>;
+}
+
+/** A function with everything a runtime needs precomputed. */
+export interface AppFunction {
+  name: string;
+  spec: FunctionSpec;
+  /** Compiled routing pattern; undefined for http triggers. */
+  pattern?: CompiledPattern;
+  emits: ReadonlySet<string>;
+}
+
+export interface App {
+  name: string;
+  resources: Record<string, ResourceSpec>;
+  functions: AppFunction[];
+  function(name: string): AppFunction | undefined;
+}
+
+export class AppDefinitionError extends Error {
+  override name = 'AppDefinitionError';
+}
+
+const FUNCTION_NAME = /^[a-z][a-zA-Z0-9-]{0,62}$/;
+
+/** Validates the description once, so every target can trust it. */
+export function defineApp(options: AppOptions): App {
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(options.name)) {
+    throw new AppDefinitionError(`app name "${options.name}" must be 1-40 lower-case letters, digits or dashes, starting with a letter`);
+  }
+  const resources = options.resources ?? {};
+  const functions: AppFunction[] = [];
+  const routes = new Set<string>();
+  for (const [name, spec] of Object.entries(options.functions)) {
+    if (!FUNCTION_NAME.test(name)) throw new AppDefinitionError(`function name "${name}" must start with a lower-case letter and hold only letters, digits and dashes`);
+    for (const [resource, access] of Object.entries(spec.uses as Record<string, Access>)) {
+      if (!resources[resource]) throw new AppDefinitionError(`function "${name}" uses "${resource}", which is not among the app's resources (${Object.keys(resources).join(', ') || 'none'})`);
+      if (access !== 'read' && access !== 'write') throw new AppDefinitionError(`function "${name}": access to "${resource}" must be "read" or "write"`);
+    }
+    const trigger = spec.trigger as Trigger;
+    if (trigger.kind === 'objectCreated' && resources[trigger.bucket]?.kind !== 'bucket') {
+      throw new AppDefinitionError(`function "${name}" is triggered by objects created in "${trigger.bucket}", which is not a bucket of the app`);
+    }
+    if (trigger.kind === 'http') {
+      const route = `${trigger.method} ${trigger.path}`;
+      if (routes.has(route)) throw new AppDefinitionError(`two functions serve ${route}`);
+      routes.add(route);
+    }
+    if (spec.concurrency < 1 || !Number.isInteger(spec.concurrency)) throw new AppDefinitionError(`function "${name}": concurrency must be a positive integer`);
+    if (spec.timeoutMs <= 0) throw new AppDefinitionError(`function "${name}": timeoutMs must be positive`);
+    const pattern = triggerPattern(trigger, name);
+    functions.push({
+      name,
+      spec: spec as FunctionSpec,
+      pattern: pattern ? compilePattern(pattern) : undefined,
+      emits: new Set(spec.emits),
+    });
+  }
+  const byName = new Map(functions.map((f) => [f.name, f]));
+  return { name: options.name, resources, functions, function: (name) => byName.get(name) };
+}
+
+/** Is this value an App made by defineApp (for loaders of user modules)? */
+export function isApp(value: unknown): value is App {
+  return typeof value === 'object' && value !== null && Array.isArray((value as App).functions) && typeof (value as App).function === 'function';
+}

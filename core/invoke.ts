@@ -1,0 +1,144 @@
+/**
+ * The one invoke path every adapter calls: event -> handler with its context, under a timeout,
+ * skipping events already completed, timing the attempt -> an outcome the adapter commits.
+ *
+ * The adapter's scope buffers (or keys) the handler's writes; it commits them together with the
+ * completion record and the emitted events only when the outcome is `ok`.
+ */
+import type { Access, App, AppFunction, Context, EmitOptions, HttpResponse, ResourceSpec } from './app.js';
+import { afterFailure, attemptRecord, isPermanent, retryPolicy, TimeoutError, type AttemptRecord } from './delivery.js';
+import { deriveEventId, traceparentFor, type CloudEvent } from './event.js';
+import { AccessError, type Bucket, type Logger, type Metrics, type ReadBucket, type ReadTable, type Table } from './ports.js';
+
+/** Resource views for one attempt, provided by the adapter. */
+export interface InvocationScope {
+  table(name: string, spec: ResourceSpec & { kind: 'table' }): Table;
+  bucket(name: string, spec: ResourceSpec & { kind: 'bucket' }): Bucket;
+  /** Has this function already completed this event? (idempotency record) */
+  completed(): boolean | Promise<boolean>;
+}
+
+export interface InvokeRequest {
+  app: App;
+  fn: AppFunction;
+  event: CloudEvent;
+  attempt: number;
+  scope: InvocationScope;
+  log: Logger;
+  metrics?: Metrics;
+  /** Aborted when the runtime shuts down. */
+  signal?: AbortSignal;
+  random?: () => number;
+}
+
+export type InvokeResult =
+  | { outcome: 'ok'; emitted: CloudEvent[]; response?: HttpResponse }
+  | { outcome: 'duplicate' }
+  | { outcome: 'retry'; retryInMs: number; record: AttemptRecord; error: unknown }
+  | { outcome: 'dead'; record: AttemptRecord; error: unknown };
+
+export async function invoke(request: InvokeRequest): Promise<InvokeResult> {
+  const { app, fn, event, attempt, scope, metrics } = request;
+  const started = performance.now();
+  if (await scope.completed()) {
+    metrics?.invoked(fn.name, 'duplicate', 0);
+    return { outcome: 'duplicate' };
+  }
+  const spec = fn.spec;
+  const controller = new AbortController();
+  const onShutdown = () => controller.abort(request.signal?.reason);
+  request.signal?.addEventListener('abort', onShutdown, { once: true });
+  const emitted: CloudEvent[] = [];
+  const log = request.log.child({ fn: fn.name, eventId: event.id, attempt });
+  const ctx: Context = {
+    fn: fn.name,
+    tables: {},
+    buckets: {},
+    emit: (type: string, data: unknown, options?: EmitOptions) => {
+      if (!fn.emits.has(type)) {
+        const message = `function "${fn.name}" emitted "${type}", which is not in its emits (${[...fn.emits].join(', ') || 'none'})`;
+        throw Object.assign(new AccessError(message), { permanent: true });
+      }
+      emitted.push(childEvent(app, fn.name, event, emitted.length, type, data, options));
+    },
+    log,
+    attempt,
+    deadline: Date.now() + spec.timeoutMs,
+    signal: controller.signal,
+  };
+  for (const [name, access] of Object.entries(spec.uses)) {
+    const resource = app.resources[name];
+    if (resource.kind === 'table') ctx.tables[name] = guardTable(name, scope.table(name, resource), access);
+    else ctx.buckets[name] = guardBucket(name, scope.bucket(name, resource), access);
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new TimeoutError(`function "${fn.name}" timed out after ${spec.timeoutMs} ms`);
+        controller.abort(error);
+        reject(error);
+      }, spec.timeoutMs);
+    });
+    const response = await Promise.race([Promise.resolve(spec.handler(event, ctx)), timeout]);
+    metrics?.invoked(fn.name, 'ok', performance.now() - started);
+    return { outcome: 'ok', emitted, response: response ?? undefined };
+  } catch (error) {
+    const record = attemptRecord(attempt, error);
+    const next = afterFailure(attempt, error, retryPolicy(spec.retry), request.random);
+    const outcome = 'dead' in next ? 'dead' : 'retry';
+    metrics?.invoked(fn.name, outcome, performance.now() - started);
+    log.warn({ err: record.error, permanent: isPermanent(error) }, outcome === 'dead' ? 'handler failed; dead-lettering' : 'handler failed; will retry');
+    return 'dead' in next ? { outcome: 'dead', record, error } : { outcome: 'retry', retryInMs: next.retryInMs, record, error };
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+    request.signal?.removeEventListener('abort', onShutdown);
+  }
+}
+
+/** An event emitted while handling `input`: deterministic id, causation and trace carried over. */
+export function childEvent(app: App, fnName: string, input: CloudEvent, index: number | string, type: string, data: unknown, options: EmitOptions = {}): CloudEvent {
+  const id = deriveEventId(input.id, fnName, index);
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id,
+    source: options.source ?? `petrel/${app.name}/${fnName}`,
+    type,
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data,
+    causationid: input.id,
+    traceparent: traceparentFor(id, input.traceparent),
+  };
+  const partitionkey = options.partitionkey ?? input.partitionkey;
+  if (partitionkey !== undefined) event.partitionkey = partitionkey;
+  if (options.subject !== undefined) event.subject = options.subject;
+  if (input.ingesttime !== undefined) event.ingesttime = input.ingesttime;
+  return event;
+}
+
+function denied(resource: string, operation: string): never {
+  throw Object.assign(new AccessError(`"${resource}" is granted read-only; ${operation} needs uses: { ${resource}: 'write' }`), { permanent: true });
+}
+
+function guardTable(name: string, table: Table, access: Access): Table | ReadTable {
+  if (access === 'write') return table;
+  return {
+    get: (key) => table.get(key),
+    query: (pk, options) => table.query(pk, options),
+    put: () => denied(name, 'put'),
+    delete: () => denied(name, 'delete'),
+  } as ReadTable;
+}
+
+function guardBucket(name: string, bucket: Bucket, access: Access): Bucket | ReadBucket {
+  if (access === 'write') return bucket;
+  return {
+    get: (key) => bucket.get(key),
+    list: (prefix) => bucket.list(prefix),
+    put: () => denied(name, 'put'),
+    delete: () => denied(name, 'delete'),
+  } as ReadBucket;
+}
