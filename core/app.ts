@@ -120,10 +120,11 @@ export function triggerPattern(trigger: Trigger, fnName: string): Record<string,
     case 'event':
       return trigger.pattern;
     case 'objectCreated': {
-      const key: Record<string, unknown>[] = [];
-      if (trigger.prefix) key.push({ prefix: trigger.prefix });
-      if (trigger.suffix) key.push({ suffix: trigger.suffix });
-      return { type: [OBJECT_CREATED_TYPE], data: { bucket: [trigger.bucket], ...(key.length ? { key } : {}) } };
+      // Values in a pattern list are alternatives; both filters together need one wildcard.
+      const escape = (s: string) => s.replace(/[\\*]/g, '\\$&');
+      const { prefix, suffix } = trigger;
+      const key = prefix && suffix ? [{ wildcard: `${escape(prefix)}*${escape(suffix)}` }] : prefix ? [{ prefix }] : suffix ? [{ suffix }] : undefined;
+      return { type: [OBJECT_CREATED_TYPE], data: { bucket: [trigger.bucket], ...(key ? { key } : {}) } };
     }
     case 'schedule':
       return { type: [SCHEDULE_TYPE], subject: [fnName] };
@@ -207,7 +208,7 @@ export interface FunctionSpec<U extends Record<string, Access> = Record<string, 
 
 export function fn<U extends Record<string, Access> = Record<never, Access>, D = unknown>(
   options: FunctionOptions<U, D>,
-): FunctionSpec<U, D> {
+): FunctionSpec<NoInfer<U>, NoInfer<D>> {
   return {
     uses: {} as U,
     emits: [],

@@ -85,17 +85,22 @@ export async function invoke(request: InvokeRequest): Promise<InvokeResult> {
     metrics?.invoked(fn.name, 'ok', performance.now() - started);
     return { outcome: 'ok', emitted, response: response ?? undefined };
   } catch (error) {
-    const record = attemptRecord(attempt, error);
-    const next = afterFailure(attempt, error, retryPolicy(spec.retry), request.random);
-    const outcome = 'dead' in next ? 'dead' : 'retry';
-    metrics?.invoked(fn.name, outcome, performance.now() - started);
-    log.warn({ err: record.error, permanent: isPermanent(error) }, outcome === 'dead' ? 'handler failed; dead-lettering' : 'handler failed; will retry');
-    return 'dead' in next ? { outcome: 'dead', record, error } : { outcome: 'retry', retryInMs: next.retryInMs, record, error };
+    const result = failureOutcome(fn, attempt, error, request.random);
+    metrics?.invoked(fn.name, result.outcome, performance.now() - started);
+    log.warn({ err: result.record.error, permanent: isPermanent(error) }, result.outcome === 'dead' ? 'handler failed; dead-lettering' : 'handler failed; will retry');
+    return result;
   } finally {
     clearTimeout(timer);
     controller.abort();
     request.signal?.removeEventListener('abort', onShutdown);
   }
+}
+
+/** The outcome of a failed attempt under the function's retry policy. */
+export function failureOutcome(fn: AppFunction, attempt: number, error: unknown, random?: () => number): Extract<InvokeResult, { outcome: 'retry' | 'dead' }> {
+  const record = attemptRecord(attempt, error);
+  const next = afterFailure(attempt, error, retryPolicy(fn.spec.retry), random);
+  return 'dead' in next ? { outcome: 'dead', record, error } : { outcome: 'retry', retryInMs: next.retryInMs, record, error };
 }
 
 /** An event emitted while handling `input`: deterministic id, causation and trace carried over. */
@@ -119,8 +124,8 @@ export function childEvent(app: App, fnName: string, input: CloudEvent, index: n
   return event;
 }
 
-function denied(resource: string, operation: string): never {
-  throw Object.assign(new AccessError(`"${resource}" is granted read-only; ${operation} needs uses: { ${resource}: 'write' }`), { permanent: true });
+function denied(resource: string, operation: string): Promise<never> {
+  return Promise.reject(Object.assign(new AccessError(`"${resource}" is granted read-only; ${operation} needs uses: { ${resource}: 'write' }`), { permanent: true }));
 }
 
 function guardTable(name: string, table: Table, access: Access): Table | ReadTable {

@@ -7,9 +7,9 @@
  * crash delivery resumes there; events settled above it are skipped by their completion record.
  */
 import type { AppFunction } from '../../core/app.js';
-import { attemptRecord, IDEMPOTENCY_TTL_MS, type AttemptRecord } from '../../core/delivery.js';
+import { IDEMPOTENCY_TTL_MS, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { invoke, type InvokeResult } from '../../core/invoke.js';
+import { failureOutcome, invoke, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
 import type { LogEntry } from './log.js';
 import type { LocalContext } from './scope.js';
@@ -22,6 +22,8 @@ type Delivery =
 const READ_BATCH = 500;
 /** Read-ahead bound: a slow function's backlog stays in the log, not in memory. */
 const MAX_OUTSTANDING = 5_000;
+/** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
+const MAX_CONFLICTS = 20;
 
 export class Consumer {
   private readPos = 0;
@@ -54,7 +56,7 @@ export class Consumer {
     this.cursorSaved = saved !== undefined;
     if (!this.cursorSaved) commit.schedule();
     this.unsubscribe = log.onAppend(() => this.pump());
-    const due = records.nextRetryDue(this.fn.name);
+    const due = records.nextRetryDue(this.fn.name, 0);
     if (due !== undefined) this.armRetry(due);
     this.pump();
   }
@@ -148,27 +150,29 @@ export class Consumer {
 
   private startDueRetries(): void {
     const free = this.fn.spec.concurrency - this.active;
-    if (free <= 0) return;
-    const rows = this.ctx.records.dueRetries(this.fn.name, Date.now(), free + this.retrying.size);
-    let startedAll = true;
+    if (free <= 0) return; // retryDue stays set; finish() pumps again
+    const now = Date.now();
+    const limit = free + this.retrying.size;
+    const rows = this.ctx.records.dueRetries(this.fn.name, now, limit);
+    let more = rows.length === limit;
     for (const row of rows) {
       if (this.retrying.has(row.key)) continue;
       if (this.active >= this.fn.spec.concurrency) {
-        startedAll = false;
+        more = true;
         break;
       }
       this.retrying.add(row.key);
       this.dispatch({ kind: 'retry', key: row.key, event: row.event, attempt: row.attempt, history: row.history });
     }
-    this.retryDue = !startedAll;
-    if (startedAll) {
-      const next = this.ctx.records.nextRetryDue(this.fn.name);
-      if (next !== undefined && next > Date.now()) this.armRetry(next);
-    }
+    this.retryDue = more;
+    // Retries in flight re-arm when they settle; arm for the first one not yet due.
+    const next = this.ctx.records.nextRetryDue(this.fn.name, now);
+    if (next !== undefined) this.armRetry(next);
   }
 
   private async run(delivery: Delivery): Promise<void> {
     const { ctx, fn } = this;
+    let conflicts = 0;
     for (;;) {
       const scope = new LocalScope(ctx, fn, delivery.event, true);
       const result = await invoke({
@@ -181,6 +185,13 @@ export class Consumer {
         metrics: ctx.metrics,
         signal: ctx.signal,
       });
+      // A conditional write lost to a concurrent invocation: run again on fresh state, without
+      // spending an attempt, a bounded number of times.
+      if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS && !this.stopped) {
+        conflicts++;
+        await sleep(Math.random() * conflicts, ctx.signal);
+        continue;
+      }
       // Ordered functions retry in place, so nothing behind them in the partition overtakes.
       if (result.outcome === 'retry' && fn.spec.ordered && !this.stopped) {
         delivery.history.push(result.record);
@@ -191,12 +202,16 @@ export class Consumer {
       try {
         await this.settle(delivery, result, scope);
       } catch (error) {
-        if (error instanceof ConditionFailedError) {
-          // A concurrent invocation changed an item this one read: run it again.
-          delivery.history.push(attemptRecord(delivery.attempt, error));
+        if (error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS) {
+          // A concurrent invocation changed an item this one wrote conditionally: run it again.
+          conflicts++;
           continue;
         }
-        ctx.logger.error({ err: error, fn: fn.name }, 'could not record an outcome; the event will be delivered again after restart');
+        // The effects could not be committed (write races lost too often, or output that cannot
+        // be stored): a failed attempt like any other.
+        await this.settle(delivery, failureOutcome(fn, delivery.attempt, error), scope).catch((failure: unknown) =>
+          ctx.logger.error({ err: failure, fn: fn.name }, 'could not record an outcome; the event will be delivered again after restart'),
+        );
       }
       break;
     }

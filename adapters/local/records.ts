@@ -54,7 +54,7 @@ export class DeliveryRecords {
         ON CONFLICT (fn, key) DO UPDATE SET attempt = excluded.attempt, due = excluded.due, event = excluded.event, history = excluded.history`),
       deleteRetry: db.prepare('DELETE FROM retries WHERE fn = ? AND key = ?'),
       dueRetries: db.prepare('SELECT * FROM retries WHERE fn = ? AND due <= ? ORDER BY due LIMIT ?'),
-      nextDue: db.prepare('SELECT min(due) AS due FROM retries WHERE fn = ?'),
+      nextDue: db.prepare('SELECT min(due) AS due FROM retries WHERE fn = ? AND due > ?'),
       retryCount: db.prepare('SELECT fn, count(*) AS n FROM retries GROUP BY fn'),
       putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, fn, event, attempts, dead_at) VALUES (?, ?, ?, ?, ?)'),
       getDead: db.prepare('SELECT * FROM dead_letters WHERE id = ?'),
@@ -98,8 +98,9 @@ export class DeliveryRecords {
     return (this.s.dueRetries.all(fn, now, limit) as RetryDbRow[]).map(toRetry);
   }
 
-  nextRetryDue(fn: string): number | undefined {
-    return (this.s.nextDue.get(fn) as { due: number | null }).due ?? undefined;
+  /** The earliest due time after `after` of a pending retry of `fn`. */
+  nextRetryDue(fn: string, after: number): number | undefined {
+    return (this.s.nextDue.get(fn, after) as { due: number | null }).due ?? undefined;
   }
 
   putDeadLetter(letter: DeadLetter): void {

@@ -148,7 +148,7 @@ export class LocalRuntime implements IngressTarget {
   }
 
   /** Resolves when every function has settled every event appended so far, and no retry is pending soon. */
-  async idle(timeoutMs = 30_000): Promise<void> {
+  async idle(timeoutMs = 15_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       await this.ctx.commit.drain();

@@ -62,6 +62,11 @@ export class SqliteTables {
   }
 }
 
+/** A buffered write's item as a reader sees it: absent once its TTL has passed. */
+function live(write: BufferedWrite): Item | undefined {
+  return isExpired(write.expires) ? undefined : write.item;
+}
+
 function isExpired(expires: number | null): boolean {
   return expires !== null && expires <= Date.now() / 1000;
 }
@@ -86,7 +91,7 @@ export class TableSession {
     const key = (item: Item) => keyOf(item, spec.partitionKey, spec.sortKey, name);
     const current = (pk: KeyValue, sk: KeyValue): Item | undefined => {
       const buffered = this.writes.get(writeKey(name, pk, sk));
-      return buffered ? buffered.item : this.tables.get(name, pk, sk);
+      return buffered ? live(buffered) : this.tables.get(name, pk, sk);
     };
     const write = (pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined) => {
       const id = writeKey(name, pk, sk);
@@ -123,7 +128,7 @@ export class TableSession {
     // Overlay this attempt's writes on the committed rows, then order and limit.
     const rows = new Map<KeyValue, Item | undefined>();
     for (const item of this.tables.query(name, pk, { ...options, limit: undefined })) rows.set(keyOf(item, spec.partitionKey, spec.sortKey, name)[1], item);
-    for (const w of mine) rows.set(w.sk, w.item);
+    for (const w of mine) rows.set(w.sk, live(w));
     const inRange = (sk: KeyValue) => sortKeyMatches(sk, options);
     const sorted = [...rows.entries()].filter(([sk, item]) => item !== undefined && inRange(sk)).sort(([a], [b]) => compareKeys(a, b));
     if (options.reverse) sorted.reverse();
