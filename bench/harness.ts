@@ -2,7 +2,9 @@
  * Shared pieces of the embedded benchmarks: the one-function app, a runtime in a fresh temp dir,
  * an HTTP load generator in a worker thread, a precise pacer and percentile helpers.
  */
+import express from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +103,7 @@ export class HttpLoad {
   private waiting?: (reply: LoadReply) => void;
   private failure?: Error;
 
-  private constructor(port: number) {
+  constructor(port: number) {
     // Worker threads do not inherit tsx's loader on Node 20: register it in the worker, then import.
     const tsx = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./http-worker.ts', import.meta.url).href;
@@ -113,8 +115,7 @@ export class HttpLoad {
   }
 
   static async aimAt(runtime: LocalRuntime): Promise<HttpLoad> {
-    const server = await runtime.listen(0);
-    return new HttpLoad((server.address() as AddressInfo).port);
+    return new HttpLoad(portOf(await runtime.listen(0)));
   }
 
   /** Runs a job; `start`/`end` are this thread's clock around the worker's go and done. */
@@ -149,6 +150,35 @@ export class HttpLoad {
       this.waiting = undefined;
     }
   }
+}
+
+function portOf(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * The floor for single-event POSTs: bare express 5 doing what the ingress must do at least (raw
+ * body, JSON.parse, 202 with a JSON body), and nothing durable.
+ */
+export async function bareExpress(): Promise<{ port: number; close(): Promise<void> }> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.post('/events', express.raw({ type: () => true, limit: 256 * 1024 }), (req, res) => {
+    const event = JSON.parse((req.body as Buffer).toString('utf8')) as { id: string };
+    res.status(202).json({ accepted: 1, ids: [event.id] });
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = app.listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(listening)));
+  });
+  return {
+    port: portOf(server),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 // ---- pacing and statistics -------------------------------------------------------------------------

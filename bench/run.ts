@@ -28,7 +28,7 @@ interface ResultRow {
 }
 
 const FULL: BenchOptions = { events: 100_000, warmUp: 5_000, latencySeconds: 10, postSeconds: 10 };
-const QUICK: BenchOptions = { events: 10_000, warmUp: 2_000, latencySeconds: 3, postSeconds: 2 };
+const QUICK: BenchOptions = { events: 10_000, warmUp: 1_000, latencySeconds: 3, postSeconds: 1.5 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -63,7 +63,8 @@ async function main(): Promise<void> {
       const took = ((performance.now() - runStart) / 1000).toFixed(1);
       log(`  ${scenario.metrics.map((m) => `${m.name} ${format(figures[m.name], m.unit)}`).join(', ')} (${took} s)`);
     }
-    for (const metric of scenario.metrics) rows.push(row(scenario.name, metric, median(perRun.map((f) => f[metric.name]))));
+    const medianOf = (metric: string) => median(perRun.map((f) => f[metric]));
+    for (const metric of scenario.metrics) rows.push(row(scenario.name, metric, medianOf(metric.name), metric.baselineFrom && medianOf(metric.baselineFrom.metric)));
   }
   log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
 
@@ -74,17 +75,17 @@ async function main(): Promise<void> {
   process.stdout.write(`\nresults written to ${file}\n`);
 }
 
-function row(scenario: string, metric: MetricSpec, value: number): ResultRow {
+function row(scenario: string, metric: MetricSpec, value: number, measuredBaseline?: number): ResultRow {
   if (!Number.isFinite(value)) throw new Error(`${scenario}: ${metric.name} is ${value}; the scenario measured nothing`);
-  const target = metric.target;
+  const baseline = metric.target?.value ?? measuredBaseline;
   return {
     scenario,
     metric: metric.name,
     unit: metric.unit,
     petrel: value,
-    baseline: target?.value ?? null,
-    baselineName: target?.name ?? null,
-    ratio: target ? (metric.higherIsBetter ? value / target.value : target.value / value) : null,
+    baseline: baseline ?? null,
+    baselineName: metric.target?.name ?? metric.baselineFrom?.name ?? null,
+    ratio: baseline === undefined ? null : metric.higherIsBetter ? value / baseline : baseline / value,
     higherIsBetter: metric.higherIsBetter,
   };
 }

@@ -4,7 +4,7 @@
  */
 import type { LocalRuntime } from '../adapters/local/index.js';
 import { batches, benchEvent } from './events.js';
-import { HttpLoad, log, pace, percentile, probe, publishAll, startRuntime, type HandlerKind } from './harness.js';
+import { bareExpress, HttpLoad, log, pace, percentile, probe, publishAll, startRuntime, type HandlerKind } from './harness.js';
 
 export interface BenchOptions {
   /** Events per throughput run. */
@@ -29,6 +29,8 @@ export interface MetricSpec {
   higherIsBetter: boolean;
   /** Only the figures the issue sets a target for have one. */
   target?: Target;
+  /** Or: another figure of the same scenario is the baseline (a peer measured in the same run). */
+  baselineFrom?: { metric: string; name: string };
 }
 
 export interface Scenario {
@@ -51,6 +53,7 @@ const ACCEPT = 'accept -> handler start';
 const PUBLISH = 'publish call -> handler start';
 
 const SINGLE = `accepted requests (1 event each), c=${HTTP_SINGLE_CONCURRENCY}`;
+const EXPRESS = `bare express 5, same requests, c=${HTTP_SINGLE_CONCURRENCY}`;
 
 const throughputMetrics: MetricSpec[] = [
   { name: 'accepted durably and handled', unit: 'events/s', higherIsBetter: true, target: THROUGHPUT_TARGET },
@@ -63,7 +66,10 @@ export const scenarios: Scenario[] = [
   { name: 'durable over HTTP, batches of 100', metrics: throughputMetrics, run: durableOverHttp },
   {
     name: 'HTTP single-event structured POST',
-    metrics: [{ name: SINGLE, unit: 'requests/s', higherIsBetter: true }],
+    metrics: [
+      { name: SINGLE, unit: 'requests/s', higherIsBetter: true, baselineFrom: { metric: EXPRESS, name: 'bare express 5 POST (parse, 202), same client' } },
+      { name: EXPRESS, unit: 'requests/s', higherIsBetter: true },
+    ],
     run: singleEventPosts,
   },
   { name: 'latency at 1,000 events/s', metrics: latencyMetrics(true), run: (o) => latency(1_000, o) },
@@ -115,20 +121,34 @@ async function durableOverHttp(o: BenchOptions): Promise<Record<string, number>>
 }
 
 async function singleEventPosts(o: BenchOptions): Promise<Record<string, number>> {
+  const single = { kind: 'single', concurrency: HTTP_SINGLE_CONCURRENCY } as const;
+  const figures: Record<string, number> = {};
   const { runtime, stop } = await startRuntime('noop');
-  const load = await HttpLoad.aimAt(runtime);
+  let load = await HttpLoad.aimAt(runtime);
   try {
-    await load.run({ kind: 'single', count: o.warmUp, concurrency: HTTP_SINGLE_CONCURRENCY });
+    await load.run({ ...single, count: o.warmUp });
     await runtime.idle(IDLE_TIMEOUT_MS);
     const before = probe.handled;
-    const { accepted, elapsedMs } = await load.run({ kind: 'single', seconds: o.postSeconds, concurrency: HTTP_SINGLE_CONCURRENCY });
+    const { accepted, elapsedMs } = await load.run({ ...single, seconds: o.postSeconds });
     await runtime.idle(IDLE_TIMEOUT_MS);
     expectHandled(probe.handled - before, accepted);
-    return { [SINGLE]: (accepted * 1000) / elapsedMs };
+    figures[SINGLE] = (accepted * 1000) / elapsedMs;
   } finally {
     await load.close();
     await stop();
   }
+  // The same client against bare express shows how much of the figure is express itself.
+  const peer = await bareExpress();
+  load = new HttpLoad(peer.port);
+  try {
+    await load.run({ ...single, count: o.warmUp });
+    const { accepted, elapsedMs } = await load.run({ ...single, seconds: o.postSeconds });
+    figures[EXPRESS] = (accepted * 1000) / elapsedMs;
+  } finally {
+    await load.close();
+    await peer.close();
+  }
+  return figures;
 }
 
 // ---- 3. latency at a fixed rate ---------------------------------------------------------------------

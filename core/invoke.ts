@@ -96,6 +96,18 @@ export async function invoke(request: InvokeRequest): Promise<InvokeResult> {
   }
 }
 
+/**
+ * Records, per emitted type, the time from the original ingest to now: call it once the emitted
+ * events are durable. This is how "ingest to alert" latency is measured on every target.
+ */
+export function observeEmitted(metrics: Metrics | undefined, emitted: CloudEvent[], now = Date.now()): void {
+  if (!metrics?.observeLatency) return;
+  for (const event of emitted) {
+    const ingested = event.ingesttime ? Date.parse(event.ingesttime) : NaN;
+    if (!Number.isNaN(ingested)) metrics.observeLatency(event.type, Math.max(0, now - ingested));
+  }
+}
+
 /** The outcome of a failed attempt under the function's retry policy. */
 export function failureOutcome(fn: AppFunction, attempt: number, error: unknown, random?: () => number): Extract<InvokeResult, { outcome: 'retry' | 'dead' }> {
   const record = attemptRecord(attempt, error);

@@ -9,7 +9,7 @@
 import type { AppFunction } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { failureOutcome, invoke, type InvokeResult } from '../../core/invoke.js';
+import { failureOutcome, invoke, observeEmitted, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
 import type { LogEntry } from './log.js';
 import type { LocalContext } from './scope.js';
@@ -232,6 +232,7 @@ export class Consumer {
           if (isRetry) records.deleteRetry(fnName, key);
           if (delivery.kind === 'stream') this.settled.add(delivery.seq);
         })
+        .then(() => observeEmitted(this.ctx.metrics, result.emitted))
         .catch((error: unknown) => {
           if (!isUniqueViolation(error)) throw error;
           // Completed meanwhile by a duplicate of this event: its effects stand, these are dropped.

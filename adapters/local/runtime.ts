@@ -12,7 +12,7 @@ import pino from 'pino';
 import { SCHEDULE_TYPE, type App, type AppFunction, type HttpResponse } from '../../core/app.js';
 import type { DeadLetter } from '../../core/delivery.js';
 import { deriveEventId, eventKey, type CloudEvent } from '../../core/event.js';
-import { invoke } from '../../core/invoke.js';
+import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
 import { createIngress, type IngressOptions } from '../http/ingress.js';
 import { PromMetrics } from '../http/metrics.js';
@@ -130,6 +130,7 @@ export class LocalRuntime implements IngressTarget {
       scope.session.apply();
       this.ctx.log.appendInTransaction(result.emitted.concat(scope.objectEvents));
     });
+    observeEmitted(this.metrics, result.emitted);
     return result.response ?? { status: result.emitted.length ? 202 : 200 };
   }
 
