@@ -19,16 +19,16 @@ interface ResultRow {
   metric: string;
   unit: string;
   petrel: number;
-  /** The issue's target where it sets one; null for figures reported for information. */
+  /** The issue's target, or a peer measured in the same run (bare express); null: for information. */
   baseline: number | null;
   baselineName: string | null;
-  /** petrel / baseline (baseline / petrel when lower is better): >= 1 meets the target. */
+  /** petrel / baseline (baseline / petrel when lower is better): >= 1 meets the target or beats the peer. */
   ratio: number | null;
   higherIsBetter: boolean;
 }
 
 const FULL: BenchOptions = { events: 100_000, warmUp: 5_000, latencySeconds: 10, postSeconds: 10 };
-const QUICK: BenchOptions = { events: 10_000, warmUp: 1_000, latencySeconds: 3, postSeconds: 1.5 };
+const QUICK: BenchOptions = { events: 10_000, warmUp: 1_000, latencySeconds: 3, postSeconds: 1 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   if (values.events !== undefined) options.events = positiveInt('--events', values.events);
   const runs = values.runs === undefined ? 3 : positiveInt('--runs', values.runs);
   const chosen = scenarios.filter((s) => !values.only || s.name.includes(values.only));
-  if (chosen.length === 0) throw new Error(`--only "${values.only}" matches no scenario; scenarios: ${scenarios.map((s) => s.name).join(' | ')}`);
+  if (chosen.length === 0) throw new UsageError(`--only "${values.only}" matches no scenario; scenarios: ${scenarios.map((s) => s.name).join(' | ')}`);
 
   log(`${values.quick ? 'quick' : 'full'} mode: ${options.events.toLocaleString('en')} events per throughput run, ${options.latencySeconds} s latency windows, ${runs} runs per scenario, median reported`);
   const rows: ResultRow[] = [];
@@ -91,7 +91,7 @@ function row(scenario: string, metric: MetricSpec, value: number, measuredBaseli
 }
 
 function printTable(rows: ResultRow[]): void {
-  const header = ['scenario', 'metric', 'value', 'target', 'result'];
+  const header = ['scenario', 'metric', 'value', 'target / baseline', 'result'];
   const lines = rows.map((r) => [r.scenario, r.metric, format(r.petrel, r.unit), targetText(r), verdict(r)]);
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c].length)));
   const print = (cells: string[]) => process.stdout.write(`${cells.map((cell, c) => (c === 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()}\n`);
@@ -105,13 +105,20 @@ function printTable(rows: ResultRow[]): void {
   }
 }
 
+/** A target from the issue, or a peer measured alongside (then the ratio is shown, not a verdict). */
+function isTarget(r: ResultRow): boolean {
+  return r.baselineName?.startsWith('target') ?? false;
+}
+
 function targetText(r: ResultRow): string {
   if (r.baseline === null) return '';
+  if (!isTarget(r)) return `${r.baselineName}: ${format(r.baseline, r.unit)}`;
   return `${r.higherIsBetter ? '>=' : '<'} ${format(r.baseline, r.unit)}`;
 }
 
 function verdict(r: ResultRow): string {
   if (r.baseline === null || r.ratio === null) return '';
+  if (!isTarget(r)) return `${r.ratio.toFixed(2)}x the peer`;
   if (r.ratio >= 1) return 'pass';
   const gap = Math.abs(r.petrel - r.baseline);
   return `short by ${format(gap, r.unit)} (${(Math.abs(1 - r.petrel / r.baseline) * 100).toFixed(0)}%)`;
@@ -124,11 +131,16 @@ function format(value: number, unit: string): string {
 
 function positiveInt(flag: string, text: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got "${text}"`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
   return n;
 }
 
+/** A bad command line: the message says it all, no stack needed. */
+class UsageError extends Error {}
+
 main().catch((error: unknown) => {
-  process.stderr.write(`\nbench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const usage = error instanceof UsageError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+  const text = error instanceof Error ? (usage ? error.message : (error.stack ?? error.message)) : String(error);
+  process.stderr.write(`\nbench failed: ${text}\n${usage ? 'usage: npm run bench -- --help\n' : ''}`);
   process.exit(1);
 });
