@@ -15,9 +15,20 @@ import type { LogEntry } from './log.js';
 import type { LocalContext } from './scope.js';
 import { LocalScope } from './scope.js';
 
-type Delivery =
-  | { kind: 'stream'; seq: number; event: CloudEvent; attempt: number; history: AttemptRecord[] }
-  | { kind: 'retry'; key: string; event: CloudEvent; attempt: number; history: AttemptRecord[] };
+interface Attempts {
+  event: CloudEvent;
+  attempt: number;
+  history: AttemptRecord[];
+  /** Optimistic write races lost so far (re-runs that spend no attempt). */
+  conflicts: number;
+}
+
+type Delivery = ({ kind: 'stream'; seq: number; completed: boolean } | { kind: 'retry'; key: string }) & Attempts;
+
+interface BufferedEntry extends LogEntry {
+  matched: boolean;
+  completed: boolean;
+}
 
 const READ_BATCH = 500;
 /** Read-ahead bound: a slow function's backlog stays in the log, not in memory. */
@@ -29,13 +40,18 @@ export class Consumer {
   private readPos = 0;
   private persisted = 0;
   private cursorSaved = false;
-  private buffer: LogEntry[] = [];
+  private buffer: BufferedEntry[] = [];
   private bufferIndex = 0;
   /** Stream seqs started, in order, and those of them settled. */
   private started: number[] = [];
   private startedHead = 0;
   private readonly settled = new Set<number>();
+  /** Concurrency slots taken: handlers running (and, for ordered functions, their commits). */
   private active = 0;
+  /** Deliveries between dispatch and their committed outcome. */
+  private running = 0;
+  /** Deliveries whose commit lost a write race: run again when a slot is free. */
+  private readonly redo: Delivery[] = [];
   /** Ordered functions: deliveries waiting behind a busy partition key. */
   private readonly partitions = new Map<string, Delivery[]>();
   private readonly retrying = new Set<string>();
@@ -105,27 +121,28 @@ export class Consumer {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.unsubscribe?.();
-    if (this.active > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
   private pump(): void {
     if (this.stopped) return;
+    while (this.redo.length > 0 && this.active < this.fn.spec.concurrency) this.launch(this.redo.shift()!);
     if (this.retryDue) this.startDueRetries();
     const moved = this.readPos;
     while (this.active < this.fn.spec.concurrency && this.started.length - this.startedHead < MAX_OUTSTANDING) {
       const entry = this.next();
       if (!entry) break;
-      if (!this.fn.pattern?.matches(entry.event)) continue;
+      if (!entry.matched) continue;
       this.started.push(entry.seq);
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.event, attempt: 1, history: [] });
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.event, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
     }
     if (this.readPos !== moved && this.active === 0) this.ctx.commit.schedule();
   }
 
-  private next(): LogEntry | undefined {
+  private next(): BufferedEntry | undefined {
     if (this.bufferIndex >= this.buffer.length) {
       if (this.readPos >= this.ctx.log.head) return undefined;
-      this.buffer = this.ctx.log.read(this.readPos, READ_BATCH);
+      this.buffer = this.route(this.ctx.log.read(this.readPos, READ_BATCH));
       this.bufferIndex = 0;
       if (this.buffer.length === 0) return undefined;
     }
@@ -134,7 +151,20 @@ export class Consumer {
     return entry;
   }
 
+  /** Matches a read batch against the pattern, and looks up completions for it in one query. */
+  private route(entries: LogEntry[]): BufferedEntry[] {
+    const routed = entries.map((entry) => ({ ...entry, matched: this.fn.pattern?.matches(entry.event) === true, completed: false }));
+    const matched = routed.filter((entry) => entry.matched);
+    if (matched.length === 0) return routed;
+    // A negative answer can go stale (a duplicate completing meanwhile); the unique completion
+    // record still rejects the second commit, so effects stay exactly once.
+    const done = this.ctx.records.completedAmong(this.fn.name, matched.map((entry) => eventKey(entry.event)));
+    if (done.size > 0) for (const entry of matched) entry.completed = done.has(eventKey(entry.event));
+    return routed;
+  }
+
   private dispatch(delivery: Delivery): void {
+    this.running++;
     if (this.fn.spec.ordered) {
       const key = delivery.event.partitionkey ?? '';
       const waiting = this.partitions.get(key);
@@ -144,6 +174,10 @@ export class Consumer {
       }
       this.partitions.set(key, []);
     }
+    this.launch(delivery);
+  }
+
+  private launch(delivery: Delivery): void {
     this.active++;
     void this.run(delivery);
   }
@@ -162,7 +196,7 @@ export class Consumer {
         break;
       }
       this.retrying.add(row.key);
-      this.dispatch({ kind: 'retry', key: row.key, event: row.event, attempt: row.attempt, history: row.history });
+      this.dispatch({ kind: 'retry', key: row.key, event: row.event, attempt: row.attempt, history: row.history, conflicts: 0 });
     }
     this.retryDue = more;
     // Retries in flight re-arm when they settle; arm for the first one not yet due.
@@ -172,40 +206,39 @@ export class Consumer {
 
   private async run(delivery: Delivery): Promise<void> {
     const { ctx, fn } = this;
-    let conflicts = 0;
+    const ordered = fn.spec.ordered;
     for (;;) {
-      const scope = new LocalScope(ctx, fn, delivery.event, true);
-      const result = await invoke({
-        app: ctx.app,
-        fn,
-        event: delivery.event,
-        attempt: delivery.attempt,
-        scope,
-        log: ctx.logger,
-        metrics: ctx.metrics,
-        signal: ctx.signal,
-      });
+      // Only the first try of a stream delivery can trust the batch lookup.
+      const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.conflicts === 0 ? delivery.completed : undefined;
+      const scope = new LocalScope(ctx, fn, delivery.event, known);
+      const result = await invoke({ app: ctx.app, fn, event: delivery.event, attempt: delivery.attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
-      if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS && !this.stopped) {
-        conflicts++;
-        await sleep(Math.random() * conflicts, ctx.signal);
+      if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
+        delivery.conflicts++;
+        await sleep(Math.random() * delivery.conflicts, ctx.signal);
         continue;
       }
       // Ordered functions retry in place, so nothing behind them in the partition overtakes.
-      if (result.outcome === 'retry' && fn.spec.ordered && !this.stopped) {
+      if (result.outcome === 'retry' && ordered && !this.stopped) {
         delivery.history.push(result.record);
         delivery.attempt++;
         await sleep(result.retryInMs, ctx.signal);
         if (!ctx.signal.aborted) continue;
       }
+      // The handler is done: an unordered function's outcome waits for the group commit without
+      // holding a slot, so one commit carries many outcomes. An ordered one keeps its partition.
+      if (!ordered) this.releaseSlot();
       try {
         await this.settle(delivery, result, scope);
       } catch (error) {
-        if (error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS) {
+        if (error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
           // A concurrent invocation changed an item this one wrote conditionally: run it again.
-          conflicts++;
-          continue;
+          delivery.conflicts++;
+          if (ordered) continue;
+          this.redo.push(delivery);
+          this.pump();
+          return;
         }
         // The effects could not be committed (write races lost too often, or output that cannot
         // be stored): a failed attempt like any other.
@@ -262,18 +295,26 @@ export class Consumer {
     });
   }
 
-  private finish(delivery: Delivery): void {
+  private releaseSlot(): void {
     this.active--;
+    this.pump();
+  }
+
+  private finish(delivery: Delivery): void {
+    this.running--;
     if (delivery.kind === 'retry') this.retrying.delete(delivery.key);
     if (this.fn.spec.ordered) {
+      this.active--;
       const key = delivery.event.partitionkey ?? '';
-      const next = this.partitions.get(key)?.shift();
-      if (next && !this.stopped) {
-        this.active++;
-        void this.run(next);
-      } else this.partitions.delete(key);
+      const waiting = this.partitions.get(key) ?? [];
+      if (this.stopped) {
+        // Left for the next start: their cursor positions are not settled.
+        this.running -= waiting.length;
+        this.partitions.delete(key);
+      } else if (waiting.length > 0) this.launch(waiting.shift()!);
+      else this.partitions.delete(key);
     }
-    if (this.active === 0 && this.stopped) for (const resolve of this.idle.splice(0)) resolve();
+    if (this.running === 0 && this.stopped) for (const resolve of this.idle.splice(0)) resolve();
     this.pump();
   }
 }

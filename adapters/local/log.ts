@@ -54,7 +54,7 @@ export class EventLog {
   }
 
   /** Deletes events every consumer has passed, keeping the newest `keep` for inspection. */
-  truncate(belowSeq: number, keep: number, batch = 10_000): number {
+  truncate(belowSeq: number, keep: number, batch: number): number {
     const upTo = Math.min(belowSeq, this.head - keep);
     if (upTo <= 0) return 0;
     return this.db.prepare('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)').run(upTo, batch).changes;

@@ -48,8 +48,9 @@ export class DeliveryRecords {
       cursor: db.prepare('SELECT seq FROM cursors WHERE fn = ?'),
       setCursor: db.prepare('INSERT INTO cursors (fn, seq) VALUES (?, ?) ON CONFLICT (fn) DO UPDATE SET seq = excluded.seq'),
       completed: db.prepare('SELECT 1 FROM completions WHERE fn = ? AND key = ? AND expires > ?'),
+      completedAmong: db.prepare('SELECT key FROM completions WHERE fn = ? AND expires > ? AND key IN (SELECT value FROM json_each(?))').pluck(),
       complete: db.prepare('INSERT INTO completions (fn, key, expires) VALUES (?, ?, ?)'),
-      sweepCompletions: db.prepare('DELETE FROM completions WHERE expires <= ?'),
+      sweepCompletions: db.prepare('DELETE FROM completions WHERE (fn, key) IN (SELECT fn, key FROM completions WHERE expires <= ? LIMIT ?)'),
       putRetry: db.prepare(`INSERT INTO retries (fn, key, attempt, due, event, history) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (fn, key) DO UPDATE SET attempt = excluded.attempt, due = excluded.due, event = excluded.event, history = excluded.history`),
       deleteRetry: db.prepare('DELETE FROM retries WHERE fn = ? AND key = ?'),
@@ -77,13 +78,19 @@ export class DeliveryRecords {
     return this.s.completed.get(fn, key, Date.now()) !== undefined;
   }
 
+  /** Which of `keys` this function has completed: one query for a whole read batch. */
+  completedAmong(fn: string, keys: string[]): Set<string> {
+    return new Set(this.s.completedAmong.all(fn, Date.now(), JSON.stringify(keys)) as string[]);
+  }
+
   /** Throws a constraint error if already completed, so a raced duplicate rolls back. */
   complete(fn: string, key: string, expires: number): void {
     this.s.complete.run(fn, key, expires);
   }
 
-  sweepCompletions(now = Date.now()): number {
-    return this.s.sweepCompletions.run(now).changes;
+  /** Deletes up to `limit` expired completion records (bounded, so a sweep never stalls commits). */
+  sweepCompletions(limit: number, now = Date.now()): number {
+    return this.s.sweepCompletions.run(now, limit).changes;
   }
 
   putRetry(row: RetryRow): void {

@@ -32,7 +32,12 @@ export class LocalScope implements InvocationScope {
   /** `petrel.object.created` events for this attempt's bucket puts, committed with its outcome. */
   readonly objectEvents: CloudEvent[] = [];
 
-  constructor(private readonly ctx: LocalContext, private readonly fn: AppFunction, private readonly event: CloudEvent, private readonly dedupe: boolean) {
+  /**
+   * @param completedKnown whether the function already completed this event, when the caller
+   * knows (a batch lookup, or `false` for http requests, which are not deduplicated); undefined
+   * looks it up.
+   */
+  constructor(private readonly ctx: LocalContext, private readonly fn: AppFunction, private readonly event: CloudEvent, private readonly completedKnown?: boolean) {
     this.session = new TableSession(ctx.tables);
   }
 
@@ -49,6 +54,6 @@ export class LocalScope implements InvocationScope {
   }
 
   completed(): boolean {
-    return this.dedupe && this.ctx.records.isCompleted(this.fn.name, eventKey(this.event));
+    return this.completedKnown ?? this.ctx.records.isCompleted(this.fn.name, eventKey(this.event));
   }
 }
