@@ -1,60 +1,33 @@
 /**
- * Shared pieces of the embedded benchmarks: the one-function app, a runtime in a fresh temp dir,
- * an HTTP load generator in a worker thread, a precise pacer and percentile helpers.
+ * Shared pieces of the scenarios: the bench app on a runtime in a fresh temp dir, in-process
+ * publishing, the HTTP load generator in a worker thread, bare express, and `petrel` child processes.
  */
 import express from 'express';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
-import { defineApp, fn, on, table, type App } from '../core/app.js';
+import type { App } from '../core/app.js';
 import type { CloudEvent } from '../core/event.js';
 import { LocalRuntime } from '../adapters/local/index.js';
-import { EVENT_TYPE, type BenchData } from './events.js';
+import { benchApp, echoReply, ECHO_PATH, probe, type BenchAppOptions, type HandlerKind } from './app.js';
 import type { LoadJob, LoadReply } from './http-worker.js';
+import { sleep } from './stats.js';
 
-export type HandlerKind = 'noop' | 'table';
+/** Generous: idle() only waits for the backlog the run itself created. */
+export const IDLE_TIMEOUT_MS = 600_000;
+/** Clients of every closed-loop HTTP scenario. */
+export const HTTP_CONCURRENCY = 16;
+export const MAIN_DIR = fileURLToPath(new URL('..', import.meta.url));
+export const SILENT = pino({ level: 'silent' });
 
-/** What the handler records: deliveries seen, and (latency scenarios) its start time per index. */
-export const probe: { handled: number; started?: Float64Array } = { handled: 0 };
-
-/** Called first thing in the handler. */
-function onHandled(i: number): void {
-  if (probe.started && i >= 0) probe.started[i] = performance.now();
-  probe.handled++;
-}
-
-/** A one-function app; 'table' upserts the latest reading of one of 1,000 sensors per event. */
-export function benchApp(kind: HandlerKind): App {
-  if (kind === 'noop') {
-    return defineApp({
-      name: 'bench',
-      functions: {
-        sink: fn<Record<never, never>, BenchData>({
-          trigger: on({ type: [EVENT_TYPE] }),
-          handler: (event) => onHandled(event.data!.i),
-        }),
-      },
-    });
-  }
-  return defineApp({
-    name: 'bench',
-    resources: { latest: table({ partitionKey: 'sensor' }) },
-    functions: {
-      sink: fn<{ latest: 'write' }, BenchData>({
-        trigger: on({ type: [EVENT_TYPE] }),
-        uses: { latest: 'write' },
-        handler: async (event, ctx) => {
-          const data = event.data!;
-          onHandled(data.i);
-          await ctx.tables.latest.put({ sensor: data.sensor, pm25: data.pm25, pm10: data.pm10, at: event.time });
-        },
-      }),
-    },
-  });
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `petrel-bench-${prefix}-`));
 }
 
 export interface Harness {
@@ -62,13 +35,13 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-/** Starts the app on the embedded runtime in a fresh temp dir; `stop` closes it and removes the dir. */
-export async function startRuntime(kind: HandlerKind): Promise<Harness> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
+/** Starts the bench app (or `app`) on the embedded runtime in a fresh temp dir; `stop` closes it and removes the dir. */
+export async function startRuntime(kind: HandlerKind, options: BenchAppOptions & { app?: App } = {}): Promise<Harness> {
+  const dataDir = tempDir('data');
   probe.handled = 0;
   probe.started = undefined;
   try {
-    const runtime = await LocalRuntime.start(benchApp(kind), { dataDir, logger: pino({ level: 'silent' }) });
+    const runtime = await LocalRuntime.start(options.app ?? benchApp(kind, options), { dataDir, logger: SILENT });
     return {
       runtime,
       stop: async () => {
@@ -85,51 +58,62 @@ export async function startRuntime(kind: HandlerKind): Promise<Harness> {
   }
 }
 
-/** Publishes batches in-process with at most `inFlight` publish calls outstanding. */
-export async function publishAll(runtime: LocalRuntime, all: CloudEvent[][], inFlight: number): Promise<void> {
+/** Publishes batches with at most `inFlight` publish calls outstanding (any target with `publish`). */
+export async function publishAll(target: { publish(events: CloudEvent[]): Promise<void> }, all: CloudEvent[][], inFlight: number): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < all.length) await runtime.publish(all[next++]);
+    while (next < all.length) await target.publish(all[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(inFlight, all.length) }, worker));
 }
 
+/** A lost or doubled delivery makes every figure meaningless: fail the bench. */
+export function expectHandled(seen: number, expected: number): void {
+  if (seen !== expected) throw new Error(`the handler succeeded ${seen} times for ${expected} events (expected exactly once each)`);
+}
+
 // ---- HTTP load, from a worker thread ------------------------------------------------------------------
 
-/** An HTTP load generator in a worker thread (bench/http-worker.ts) aimed at the runtime's ingress. */
+export interface LoadResult {
+  /** This thread's clock around the worker's go and done. */
+  start: number;
+  end: number;
+  answered: number;
+  elapsedMs: number;
+  shed: number;
+  sendRate?: number;
+}
+
+/** An HTTP load generator in a worker thread (bench/http-worker.ts). */
 export class HttpLoad {
   private readonly worker: Worker;
   private readonly replies: LoadReply[] = [];
   private waiting?: (reply: LoadReply) => void;
   private failure?: Error;
 
-  constructor(port: number) {
+  constructor() {
     // Worker threads do not inherit tsx's loader on Node 20: register it in the worker, then import.
     const tsx = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./http-worker.ts', import.meta.url).href;
     const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(import.meta.url)}))`;
-    this.worker = new Worker(boot, { eval: true, workerData: { port } });
+    this.worker = new Worker(boot, { eval: true });
     this.worker.on('message', (reply: LoadReply) => this.deliver(reply));
     this.worker.on('error', (error) => this.deliver({ type: 'error', message: `load worker crashed: ${error.message}` }));
     this.worker.on('exit', (code) => this.deliver({ type: 'error', message: `load worker exited (code ${code})` }));
   }
 
-  static async aimAt(runtime: LocalRuntime): Promise<HttpLoad> {
-    return new HttpLoad(portOf(await runtime.listen(0)));
-  }
-
-  /** Runs a job; `start`/`end` are this thread's clock around the worker's go and done. */
-  async run(job: LoadJob): Promise<{ start: number; end: number; accepted: number; elapsedMs: number; shed: number }> {
+  async run(job: LoadJob): Promise<LoadResult> {
     this.worker.postMessage(job);
     await this.reply('ready');
     const start = performance.now();
     this.worker.postMessage('go');
     const done = await this.reply('done');
-    return { start, end: performance.now(), accepted: done.accepted, elapsedMs: done.elapsedMs, shed: done.shed };
+    return { start, end: performance.now(), answered: done.answered, elapsedMs: done.elapsedMs, shed: done.shed, sendRate: done.sendRate };
   }
 
-  close(): Promise<number> {
-    return this.worker.terminate();
+  async close(): Promise<void> {
+    this.failure ??= new Error('load worker closed');
+    await this.worker.terminate();
   }
 
   private deliver(reply: LoadReply): void {
@@ -140,36 +124,37 @@ export class HttpLoad {
 
   private async reply<T extends LoadReply['type']>(type: T): Promise<Extract<LoadReply, { type: T }>> {
     for (;;) {
-      if (this.failure) throw this.failure;
       const reply = this.replies.shift();
       if (reply) {
         if (reply.type !== type) throw new Error(`load worker answered "${reply.type}", expected "${type}"`);
         return reply as Extract<LoadReply, { type: T }>;
       }
+      if (this.failure) throw this.failure;
       await new Promise<LoadReply>((resolve) => (this.waiting = resolve));
       this.waiting = undefined;
     }
   }
 }
 
-function portOf(server: Server): number {
+/** Runs `use` with a fresh load worker, closed afterwards. */
+export async function withLoad<T>(use: (load: HttpLoad) => Promise<T>): Promise<T> {
+  const load = new HttpLoad();
+  try {
+    return await use(load);
+  } finally {
+    await load.close();
+  }
+}
+
+export function portOf(server: Server): number {
   return (server.address() as AddressInfo).port;
 }
 
-/**
- * The floor for single-event POSTs: bare express 5 doing what the ingress must do at least (raw
- * body, JSON.parse, 202 with a JSON body), and nothing durable.
- */
-export async function bareExpress(): Promise<{ port: number; close(): Promise<void> }> {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.post('/events', express.raw({ type: () => true, limit: 256 * 1024 }), (req, res) => {
-    const event = JSON.parse((req.body as Buffer).toString('utf8')) as { id: string };
-    res.status(202).json({ accepted: 1, ids: [event.id] });
-  });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = app.listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(listening)));
+export async function listenOn(handler: RequestListener): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
   });
   return {
     port: portOf(server),
@@ -181,39 +166,105 @@ export async function bareExpress(): Promise<{ port: number; close(): Promise<vo
   };
 }
 
-// ---- pacing and statistics -------------------------------------------------------------------------
-
 /**
- * Calls `fire(k)` for k = 0..total-1 at `perSecond`, catching up every 1 ms tick on however many
- * are due since the start (so a late tick does not lower the rate). Resolves with the achieved rate.
+ * The floor for petrel's ingress: bare express 5 doing what it must do at least, and nothing
+ * durable. POST /echo answers the echo (express.json, as an express app would); POST /events
+ * reads the raw body, parses it and answers 202 with the id, like the ingress.
  */
-export function pace(perSecond: number, total: number, fire: (k: number) => void): Promise<number> {
-  return new Promise((resolve) => {
-    const start = performance.now();
-    let sent = 0;
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - start) * perSecond) / 1000));
-      while (sent < due) fire(sent++);
-      if (sent < total) return;
-      clearInterval(timer);
-      resolve((sent * 1000) / (performance.now() - start));
-    };
-    const timer = setInterval(tick, 1);
+export function bareExpress(): Promise<{ port: number; close(): Promise<void> }> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.post(ECHO_PATH, express.json(), (req, res) => {
+    res.status(200).json(echoReply(req.body));
   });
+  app.post('/events', express.raw({ type: () => true, limit: 256 * 1024 }), (req, res) => {
+    const event = JSON.parse((req.body as Buffer).toString('utf8')) as { id: string };
+    res.status(202).json({ accepted: 1, ids: [event.id] });
+  });
+  return listenOn(app);
 }
 
-/** Percentile of an ascending-sorted array (nearest rank). */
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+/** A free loopback port (there is a small race until the child binds it; fine for a bench). */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+// ---- petrel in a child process ----------------------------------------------------------------------
+
+export interface PetrelProcess {
+  child: ChildProcess;
+  port: number;
+  /** performance.now() when it was spawned. */
+  spawnedAt: number;
+  /** Resolves with the performance.now() at which a stdout line containing `text` arrived. */
+  lineWith(text: string): Promise<number>;
+  /** SIGTERM, then SIGKILL after 10 s; resolves once it has exited. */
+  stop(): Promise<void>;
 }
 
-export function log(message: string): void {
-  process.stderr.write(`[bench] ${message}\n`);
+/** `node bin/petrel.js <args>` with the bench app module; stderr is kept for the error message. */
+export function spawnPetrel(args: string[], port: number, env: Record<string, string>): PetrelProcess {
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, [join(MAIN_DIR, 'bin/petrel.js'), ...args, join(MAIN_DIR, 'bench/app-module.ts'), '--port', String(port)], {
+    cwd: MAIN_DIR,
+    env: { ...process.env, PETREL_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let buffered = '';
+  const waiters: Array<{ text: string; resolve: (at: number) => void }> = [];
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    const at = performance.now();
+    const lines = (buffered + chunk).split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      for (const waiter of waiters.filter((w) => line.includes(w.text))) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(at);
+      }
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    port,
+    spawnedAt,
+    lineWith: (text) =>
+      Promise.race([
+        new Promise<number>((resolve) => waiters.push({ text, resolve })),
+        exited.then(() => Promise.reject(new Error(`petrel ${args.join(' ')} exited (code ${child.exitCode}): ${stderr.trim().slice(-1000)}`))),
+      ]),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(kill);
+      }
+    },
+  };
+}
+
+/** Polls GET /healthz every 2 ms until it answers 200; resolves with performance.now() then. */
+export async function waitHealthy(port: number, exited: Promise<unknown>, timeoutMs = 60_000): Promise<number> {
+  let gone = false;
+  void exited.then(() => (gone = true), () => (gone = true));
+  const until = performance.now() + timeoutMs;
+  while (performance.now() < until && !gone) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await res.arrayBuffer();
+      if (res.status === 200) return performance.now();
+    } catch {
+      // not listening yet
+    }
+    await sleep(2);
+  }
+  throw new Error(gone ? 'the process exited before /healthz answered' : `/healthz did not answer 200 within ${timeoutMs} ms`);
 }

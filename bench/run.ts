@@ -1,132 +1,145 @@
 /**
- * `npm run bench [-- --quick] [--runs N] [--events N] [--only TEXT]`
+ * `npm run bench [-- --quick] [--runs N] [--only TEXT]`
  *
- * Benchmarks a one-function app on the embedded runtime (LocalRuntime): durable throughput
- * in-process and over HTTP, and accept-to-handler latency at fixed rates. Each scenario runs
- * `runs` times (default 3) on a fresh runtime and temp dir; the median of each figure is printed
- * beside the issue's targets and written to bench/results/latest-embedded.json.
+ * Runs every scenario (bench/scenarios/), each warmed up and repeated (3 runs by default), and
+ * reports the median of each figure beside its baseline: a peer measured in the same run (BullMQ,
+ * raw nats.js, bare express, serverless-offline, `node -e 0`), a published figure, or a target.
+ * Progress goes to stderr; the table to stdout; the figures to bench/results/latest.json, a
+ * Markdown table to latest.md and a chart to latest.svg. See bench/README.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { log, median } from './harness.js';
-import { scenarios, type BenchOptions, type MetricSpec } from './scenarios.js';
+import { markdownTable, svgChart, textTable, type ResultRow } from './report.js';
+import { scenarios } from './scenarios/index.js';
+import type { BenchOptions, Measured, MetricSpec } from './scenarios/types.js';
+import { log, median } from './stats.js';
 
-/** One figure as written to the results file. */
-interface ResultRow {
-  scenario: string;
-  metric: string;
-  unit: string;
-  petrel: number;
-  /** The issue's target, or a peer measured in the same run (bare express); null: for information. */
-  baseline: number | null;
-  baselineName: string | null;
-  /** petrel / baseline (baseline / petrel when lower is better): >= 1 meets the target or beats the peer. */
-  ratio: number | null;
-  higherIsBetter: boolean;
-}
+// Sized so that on the 2-core development machine, shared, the full run takes about 11 minutes
+// and the quick one under 3.
+const FULL: BenchOptions = {
+  quick: false,
+  events: 50_000,
+  queueEvents: 20_000,
+  warmUp: 5_000,
+  latencySeconds: 5,
+  httpSeconds: 4,
+  natsEvents: 30_000,
+  alertDevices: 100,
+  alertSeconds: 5,
+  sustainedReadings: 4_000,
+  coldStarts: 5,
+  memorySeconds: 120,
+};
 
-const FULL: BenchOptions = { events: 100_000, warmUp: 5_000, latencySeconds: 10, postSeconds: 10 };
-const QUICK: BenchOptions = { events: 10_000, warmUp: 1_000, latencySeconds: 3, postSeconds: 1 };
+const QUICK: BenchOptions = {
+  quick: true,
+  events: 10_000,
+  queueEvents: 3_000,
+  warmUp: 1_000,
+  latencySeconds: 1,
+  httpSeconds: 0.75,
+  natsEvents: 5_000,
+  alertDevices: 30,
+  alertSeconds: 0.75,
+  sustainedReadings: 600,
+  coldStarts: 3,
+  memorySeconds: 30,
+};
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       runs: { type: 'string' },
-      events: { type: 'string' },
       only: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick] [--runs N (default 3)] [--events N] [--only <text in scenario name>]\n');
+    process.stdout.write('usage: npm run bench -- [--quick] [--runs N (default 3)] [--only <text in scenario names>]\n');
     return;
   }
-  const options = { ...(values.quick ? QUICK : FULL) };
-  if (values.events !== undefined) options.events = positiveInt('--events', values.events);
+  const options = values.quick ? QUICK : FULL;
   const runs = values.runs === undefined ? 3 : positiveInt('--runs', values.runs);
   const chosen = scenarios.filter((s) => !values.only || s.name.includes(values.only));
   if (chosen.length === 0) throw new UsageError(`--only "${values.only}" matches no scenario; scenarios: ${scenarios.map((s) => s.name).join(' | ')}`);
 
-  log(`${values.quick ? 'quick' : 'full'} mode: ${options.events.toLocaleString('en')} events per throughput run, ${options.latencySeconds} s latency windows, ${runs} runs per scenario, median reported`);
+  const mode = `${values.quick ? 'quick' : 'full'} mode, ${runs} runs per scenario, medians`;
+  log(`${mode}; ${chosen.length} scenario(s)`);
   const rows: ResultRow[] = [];
+  const failed: string[] = [];
   const began = performance.now();
   for (const scenario of chosen) {
-    const perRun: Array<Record<string, number>> = [];
-    for (let i = 1; i <= runs; i++) {
-      log(`${scenario.name}: run ${i}/${runs}`);
-      const runStart = performance.now();
-      const figures = await scenario.run(options);
-      perRun.push(figures);
-      const took = ((performance.now() - runStart) / 1000).toFixed(1);
-      log(`  ${scenario.metrics.map((m) => `${m.name} ${format(figures[m.name], m.unit)}`).join(', ')} (${took} s)`);
+    const started = performance.now();
+    log(`== ${scenario.name}`);
+    try {
+      const measured = await scenario.measure(options, runs);
+      rows.push(...scenario.metrics.flatMap((metric) => rowOf(scenario.name, metric, measured)));
+      log(`== ${scenario.name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      failed.push(`${scenario.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      log(`== ${scenario.name} FAILED: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const medianOf = (metric: string) => median(perRun.map((f) => f[metric]));
-    for (const metric of scenario.metrics) rows.push(row(scenario.name, metric, medianOf(metric.name), metric.baselineFrom && medianOf(metric.baselineFrom.metric)));
   }
-  log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
+  const took = (performance.now() - began) / 1000;
+  log(`done in ${took.toFixed(1)} s`);
 
-  printTable(rows);
-  const file = join(dirname(fileURLToPath(import.meta.url)), 'results', 'latest-embedded.json');
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(rows, null, 2)}\n`);
-  process.stdout.write(`\nresults written to ${file}\n`);
-}
-
-function row(scenario: string, metric: MetricSpec, value: number, measuredBaseline?: number): ResultRow {
-  if (!Number.isFinite(value)) throw new Error(`${scenario}: ${metric.name} is ${value}; the scenario measured nothing`);
-  const baseline = metric.target?.value ?? measuredBaseline;
-  return {
-    scenario,
-    metric: metric.name,
-    unit: metric.unit,
-    petrel: value,
-    baseline: baseline ?? null,
-    baselineName: metric.target?.name ?? metric.baselineFrom?.name ?? null,
-    ratio: baseline === undefined ? null : metric.higherIsBetter ? value / baseline : baseline / value,
-    higherIsBetter: metric.higherIsBetter,
-  };
-}
-
-function printTable(rows: ResultRow[]): void {
-  const header = ['scenario', 'metric', 'value', 'target / baseline', 'result'];
-  const lines = rows.map((r) => [r.scenario, r.metric, format(r.petrel, r.unit), targetText(r), verdict(r)]);
-  const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c].length)));
-  const print = (cells: string[]) => process.stdout.write(`${cells.map((cell, c) => (c === 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()}\n`);
-  process.stdout.write('\n');
-  print(header);
-  print(widths.map((w) => '-'.repeat(w)));
-  let previous = '';
-  for (const line of lines) {
-    print([line[0] === previous ? '' : line[0], ...line.slice(1)]);
-    previous = line[0];
+  process.stdout.write(`\n${textTable(rows)}`);
+  const notes = [...new Set(rows.flatMap((r) => (r.note ? [r.note] : [])))];
+  for (const note of notes) process.stdout.write(`note: ${note}\n`);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(rows, null, 2)}\n`);
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.versions.node}`;
+  const subtitle = `npm run bench${values.quick ? ' -- --quick' : ''}: ${mode}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine}; ${took.toFixed(0)} s`;
+  writeFileSync(join(RESULTS, 'latest.md'), `${subtitle}\n\n${markdownTable(rows)}${notes.map((n) => `\nNote: ${n}\n`).join('')}`);
+  writeFileSync(join(RESULTS, 'latest.svg'), svgChart(rows, subtitle));
+  process.stdout.write(`\nresults: ${join(RESULTS, 'latest.json')}, latest.md, latest.svg\n`);
+  if (failed.length > 0) {
+    process.stderr.write(`\n${failed.length} scenario(s) failed:\n${failed.join('\n')}\n`);
+    process.exitCode = 1;
   }
 }
 
-/** A target from the issue, or a peer measured alongside (then the ratio is shown, not a verdict). */
-function isTarget(r: ResultRow): boolean {
-  return r.baselineName?.startsWith('target') ?? false;
-}
-
-function targetText(r: ResultRow): string {
-  if (r.baseline === null) return '';
-  if (!isTarget(r)) return `${r.baselineName}: ${format(r.baseline, r.unit)}`;
-  return `${r.higherIsBetter ? '>=' : '<'} ${format(r.baseline, r.unit)}`;
-}
-
-function verdict(r: ResultRow): string {
-  if (r.baseline === null || r.ratio === null) return '';
-  if (!isTarget(r)) return `${r.ratio.toFixed(2)}x the peer`;
-  if (r.ratio >= 1) return 'pass';
-  const gap = Math.abs(r.petrel - r.baseline);
-  return `short by ${format(gap, r.unit)} (${(Math.abs(1 - r.petrel / r.baseline) * 100).toFixed(0)}%)`;
-}
-
-function format(value: number, unit: string): string {
-  if (unit === 'ms') return `${value.toFixed(value < 1 ? 3 : 2)} ms`;
-  return `${Math.round(value).toLocaleString('en')} ${unit}`;
+/** The row of one metric: medians over the runs that measured it; none when petrel's figure is missing. */
+function rowOf(scenario: string, metric: MetricSpec, measured: Measured): ResultRow[] {
+  const values = (figure: string) => measured.runs.map((r) => r[figure]).filter((v): v is number => Number.isFinite(v));
+  const mine = values(metric.figure);
+  if (mine.length === 0) return [];
+  const petrel = median(mine);
+  let baseline: number | null = null;
+  let note = measured.notes?.[metric.figure];
+  if (metric.baseline && 'value' in metric.baseline) baseline = metric.baseline.value;
+  else if (metric.baseline) {
+    const theirs = values(metric.baseline.figure);
+    if (theirs.length > 0) baseline = median(theirs);
+    else note = `${metric.baseline.name} could not run: ${measured.missing?.[metric.baseline.figure] ?? 'not measured'}`;
+    note = [note, measured.notes?.[metric.baseline.figure]].filter(Boolean).join('; ') || undefined;
+  }
+  const ratio = baseline === null ? null : metric.higherIsBetter ? petrel / baseline : baseline / petrel;
+  const target = metric.target && ratio !== null ? metric.target : undefined;
+  return [
+    {
+      scenario,
+      metric: metric.metric ?? metric.figure,
+      unit: metric.unit,
+      petrel,
+      baseline,
+      baselineName: metric.baseline?.name ?? null,
+      ratio,
+      higherIsBetter: metric.higherIsBetter,
+      target: target?.ratio ?? null,
+      targetText: target?.text ?? null,
+      meetsTarget: target ? ratio! >= target.ratio : null,
+      runs: mine,
+      ...(note ? { note } : {}),
+      ...(metric.detail && baseline !== null ? { detail: metric.detail(petrel, baseline) } : {}),
+    },
+  ];
 }
 
 function positiveInt(flag: string, text: string): number {
@@ -138,7 +151,8 @@ function positiveInt(flag: string, text: string): number {
 /** A bad command line: the message says it all, no stack needed. */
 class UsageError extends Error {}
 
-main().catch((error: unknown) => {
+// Exits once done, so a handle some client forgot to close cannot keep the bench hanging.
+main().then(() => process.exit(), (error: unknown) => {
   const usage = error instanceof UsageError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
   const text = error instanceof Error ? (usage ? error.message : (error.stack ?? error.message)) : String(error);
   process.stderr.write(`\nbench failed: ${text}\n${usage ? 'usage: npm run bench -- --help\n' : ''}`);

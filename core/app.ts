@@ -19,7 +19,7 @@
  *   },
  * });
  */
-import type { CloudEvent } from './event.js';
+import { deriveEventId, type CloudEvent } from './event.js';
 import type { RetryPolicy } from './delivery.js';
 import type { Bucket, Logger, ReadBucket, ReadTable, Table } from './ports.js';
 import { compilePattern, type CompiledPattern } from './pattern/index.js';
@@ -59,6 +59,8 @@ export interface HttpTrigger {
   method: HttpMethod;
   /** Express-style path, e.g. `/readings` or `/alerts/:id`. */
   path: string;
+  /** `device`: the ingress admits only requests carrying a device API key or signature. */
+  auth?: 'device';
 }
 
 export interface EventTrigger {
@@ -82,11 +84,58 @@ export interface ScheduleTrigger {
   everyMs: number;
 }
 
-export type Trigger = HttpTrigger | EventTrigger | ObjectCreatedTrigger | ScheduleTrigger;
+export interface MqttTrigger {
+  kind: 'mqtt';
+  /** An MQTT topic filter: `/`-separated levels, `+` for one level, a trailing `#` for any rest. */
+  topic: string;
+}
 
-export function http(method: HttpMethod, path: string): HttpTrigger {
+export type Trigger = HttpTrigger | EventTrigger | ObjectCreatedTrigger | ScheduleTrigger | MqttTrigger;
+
+export function http(method: HttpMethod, path: string, options: { auth?: 'device' } = {}): HttpTrigger {
   if (!path.startsWith('/')) throw new AppDefinitionError(`http trigger path must start with "/", got "${path}"`);
-  return { kind: 'http', method, path };
+  if (options.auth !== undefined && options.auth !== 'device') throw new AppDefinitionError(`http trigger auth must be "device", got "${String(options.auth)}"`);
+  return { kind: 'http', method, path, ...(options.auth ? { auth: options.auth } : {}) };
+}
+
+/**
+ * Messages published on MQTT topics matching `topicFilter` (MQTT 3.1.1 section 4.7). A bridge
+ * subscribes to the app's filters and delivers each message as a `petrel.mqtt.message` CloudEvent
+ * whose subject is the topic and whose `data.filters` lists the app's filters the topic matches,
+ * so routing is exact on every target (an EventBridge wildcard cannot say "one level").
+ */
+export function mqtt(topicFilter: string): MqttTrigger {
+  const levels = topicFilter.split('/');
+  const problem = topicFilter === '' ? 'is empty'
+    : topicFilter.includes('\0') ? 'contains a NUL character'
+      : levels.some((l, i) => (l.includes('#') && (l !== '#' || i !== levels.length - 1)) || (l.includes('+') && l !== '+')) ? 'uses a wildcard wrongly: "+" must be a whole level and "#" the whole last level'
+        : undefined;
+  if (problem) throw new AppDefinitionError(`mqtt topic filter "${topicFilter}" ${problem}`);
+  return { kind: 'mqtt', topic: topicFilter };
+}
+
+/** Does an MQTT topic match a topic filter? (`+` one level, `#` the rest, `$` topics only by name.) */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  if (t[0].startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
+/** The `data` of a `petrel.mqtt.message` event. */
+export interface MqttMessageData {
+  topic: string;
+  /** The app's topic filters this topic matches (what mqtt triggers route by). */
+  filters: string[];
+  /** The payload as UTF-8 text; absent when it is not valid UTF-8 (then payloadBase64 is set). */
+  payload?: string;
+  payloadBase64?: string;
+  qos: number;
+  retain: boolean;
 }
 
 export function on(pattern: Record<string, unknown>): EventTrigger {
@@ -109,10 +158,21 @@ export function schedule(expression: string): ScheduleTrigger {
   return { kind: 'schedule', expression, everyMs: Number(match[1]) * UNIT_MS[match[2].replace(/s$/, '')] };
 }
 
+/**
+ * The event a schedule trigger fires for one period (epoch ms / everyMs). Its id is derived from
+ * the period, so every process and every restart fires the same event, deduplicated downstream.
+ */
+export function scheduledEvent(appName: string, fnName: string, trigger: ScheduleTrigger, period: number): CloudEvent {
+  const id = deriveEventId(`${appName}:schedule`, fnName, period);
+  const time = new Date(period * trigger.everyMs).toISOString();
+  return { specversion: '1.0', id, source: `petrel/${appName}/schedule`, type: SCHEDULE_TYPE, subject: fnName, time, data: { expression: trigger.expression } };
+}
+
 /** CloudEvent types the runtime itself produces for object and schedule triggers. */
 export const OBJECT_CREATED_TYPE = 'petrel.object.created';
 export const SCHEDULE_TYPE = 'petrel.schedule.fired';
 export const HTTP_REQUEST_TYPE = 'petrel.http.request';
+export const MQTT_MESSAGE_TYPE = 'petrel.mqtt.message';
 
 /** The event pattern a trigger routes by, on every target (http triggers are routed by path). */
 export function triggerPattern(trigger: Trigger, fnName: string): Record<string, unknown> | undefined {
@@ -128,6 +188,8 @@ export function triggerPattern(trigger: Trigger, fnName: string): Record<string,
     }
     case 'schedule':
       return { type: [SCHEDULE_TYPE], subject: [fnName] };
+    case 'mqtt':
+      return { type: [MQTT_MESSAGE_TYPE], data: { filters: [trigger.topic] } };
     case 'http':
       return undefined;
   }

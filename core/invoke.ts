@@ -5,10 +5,10 @@
  * The adapter's scope buffers (or keys) the handler's writes; it commits them together with the
  * completion record and the emitted events only when the outcome is `ok`.
  */
-import type { Access, App, AppFunction, Context, EmitOptions, HttpResponse, ResourceSpec } from './app.js';
+import { OBJECT_CREATED_TYPE, type Access, type App, type AppFunction, type Context, type EmitOptions, type HttpResponse, type ResourceSpec } from './app.js';
 import { afterFailure, attemptRecord, isPermanent, retryPolicy, TimeoutError, type AttemptRecord } from './delivery.js';
 import { deriveEventId, traceparentFor, type CloudEvent } from './event.js';
-import { AccessError, type Bucket, type Logger, type Metrics, type ReadBucket, type ReadTable, type Table } from './ports.js';
+import { AccessError, type Bucket, type Logger, type Metrics, type ObjectInfo, type ReadBucket, type ReadTable, type Table } from './ports.js';
 
 /** Resource views for one attempt, provided by the adapter. */
 export interface InvocationScope {
@@ -97,8 +97,8 @@ export async function invoke(request: InvokeRequest): Promise<InvokeResult> {
       timer = setTimeout(() => {
         const error = new TimeoutError(`function "${fn.name}" timed out after ${spec.timeoutMs} ms`);
         ended = error;
+        reject(error); // first, so a handler that returns on abort does not win the race
         controller?.abort(error);
-        reject(error);
       }, spec.timeoutMs);
     });
     const response = await Promise.race([Promise.resolve(spec.handler(event, ctx)), timeout]);
@@ -136,6 +136,15 @@ export function failureOutcome(fn: AppFunction, attempt: number, error: unknown,
   const record = attemptRecord(attempt, error);
   const next = afterFailure(attempt, error, retryPolicy(fn.spec.retry), random);
   return 'dead' in next ? { outcome: 'dead', record, error } : { outcome: 'retry', retryInMs: next.retryInMs, record, error };
+}
+
+/**
+ * The `petrel.object.created` event for an object a handler put while handling `input`: its id
+ * derives from the input and the object, so a retried put announces the object once.
+ */
+export function objectCreatedEvent(app: App, fnName: string, input: CloudEvent, bucket: string, object: ObjectInfo): CloudEvent {
+  const source = `petrel/${app.name}/bucket/${bucket}`;
+  return childEvent(app, fnName, input, `object:${bucket}/${object.key}`, OBJECT_CREATED_TYPE, { bucket, ...object }, { source, subject: object.key });
 }
 
 /** An event emitted while handling `input`: deterministic id, causation and trace carried over. */

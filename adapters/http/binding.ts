@@ -7,6 +7,9 @@
  * ~64 us per event on this machine, a third of the ingest budget.
  */
 import { cloudEventProblems, type CloudEvent } from '../../core/event.js';
+import { mediaType } from '../../core/http.js';
+
+export { mediaType };
 
 export const STRUCTURED = 'application/cloudevents+json';
 export const BATCH = 'application/cloudevents-batch+json';
@@ -24,10 +27,6 @@ type Headers = Record<string, string | string[] | undefined>;
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(',') : value;
-}
-
-export function mediaType(contentType: string | undefined): string {
-  return (contentType ?? '').split(';')[0].trim().toLowerCase();
 }
 
 function isJson(type: string): boolean {

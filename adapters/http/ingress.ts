@@ -4,22 +4,22 @@
  * body `{ "error": "...", ... }` with a 4xx/5xx status; nothing a client sends stops the process.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { HTTP_REQUEST_TYPE, type AppFunction } from '../../core/app.js';
-import { newEventId, traceparentFor, type CloudEvent } from '../../core/event.js';
+import { traceparentFor } from '../../core/event.js';
+import { BODY_LIMIT, httpRequestEvent } from '../../core/http.js';
 import type { Logger } from '../../core/ports.js';
-import { BindingError, mediaType, toCloudEvents } from './binding.js';
+import type { DeviceAuth } from './auth.js';
+import { BindingError, toCloudEvents } from './binding.js';
 import type { IngressTarget } from './types.js';
 
-export const BODY_LIMIT = 256 * 1024;
+export { BODY_LIMIT };
 
 export interface IngressOptions {
   logger: Logger;
   /** Extra routes mounted before the app's own (e.g. the console). */
   extend?: (router: express.Router) => void;
+  /** Checks requests to http triggers marked `auth: 'device'`; without it they are all refused. */
+  deviceAuth?: DeviceAuth;
 }
-
-/** Request headers that may carry secrets; never copied into events or logs. */
-const SECRET_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization', 'x-api-key', 'x-amz-security-token']);
 
 export function createIngress(target: IngressTarget, options: IngressOptions): express.Express {
   const server = express();
@@ -80,13 +80,16 @@ export function createIngress(target: IngressTarget, options: IngressOptions): e
     server.use(extra);
   }
 
+  const deviceAuth = options.deviceAuth?.middleware() ?? noDeviceKeys;
   for (const fn of target.app.functions) {
     const trigger = fn.spec.trigger;
     if (trigger.kind !== 'http') continue;
     const route = express.Router();
-    route[trigger.method.toLowerCase() as 'get'](trigger.path, shed(target), raw, async (req, res, next) => {
+    const guard = trigger.auth === 'device' ? [deviceAuth] : [];
+    route[trigger.method.toLowerCase() as 'get'](trigger.path, shed(target), raw, ...guard, async (req: Request, res: Response, next: NextFunction) => {
       try {
-        const response = await target.invokeHttp(fn, httpEvent(target, fn, req));
+        const request = { method: req.method, path: req.path, params: req.params as Record<string, string>, query: req.query, headers: req.headers, body: bodyOf(req) };
+        const response = await target.invokeHttp(fn, httpRequestEvent(target.app, fn, request));
         res.status(response.status ?? 200);
         for (const [name, value] of Object.entries(response.headers ?? {})) res.setHeader(name, value);
         if (response.body === undefined) res.end();
@@ -111,6 +114,10 @@ export function createIngress(target: IngressTarget, options: IngressOptions): e
   return server;
 }
 
+function noDeviceKeys(_req: Request, res: Response): void {
+  res.status(401).json({ error: 'this endpoint needs device authentication, and no device keys are configured (PETREL_API_KEYS or PETREL_API_KEYS_FILE)' });
+}
+
 function shed(target: IngressTarget) {
   return (_req: Request, res: Response, next: NextFunction) => {
     if (!target.overloaded()) return next();
@@ -123,51 +130,16 @@ function bodyOf(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
-/** An HTTP request as the CloudEvent an http-triggered handler receives. */
-function httpEvent(target: IngressTarget, fn: AppFunction, req: Request): CloudEvent {
-  const body = bodyOf(req);
-  let data: unknown;
-  if (body.length > 0) {
-    const type = mediaType(req.header('content-type'));
-    if (type !== 'application/json' && !type.endsWith('+json')) {
-      throw new BindingError(415, `expected Content-Type application/json, got "${type || 'none'}"`);
-    }
-    try {
-      data = JSON.parse(body.toString('utf8'));
-    } catch (error) {
-      throw new BindingError(400, `the body is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!SECRET_HEADERS.has(name) && typeof value === 'string') headers[name] = value;
-  }
-  // A client's Idempotency-Key makes a resent request derive the same event ids downstream.
-  const key = req.header('idempotency-key');
-  const id = key && key.length <= 200 ? `${fn.name}:${key}` : newEventId();
-  const now = new Date().toISOString();
-  return {
-    specversion: '1.0',
-    id,
-    source: `petrel/${target.app.name}/http`,
-    type: HTTP_REQUEST_TYPE,
-    time: now,
-    subject: req.path,
-    datacontenttype: 'application/json',
-    data: { method: req.method, path: req.path, params: req.params, query: req.query, headers, body: data },
-    traceparent: traceparentFor(id, req.header('traceparent')),
-    ingesttime: now,
-  };
-}
-
-function errorStatus(error: unknown): number {
+/** The HTTP status for an error a request ended with (a 4xx the error names, else 500). */
+export function errorStatus(error: unknown): number {
   if (error instanceof BindingError) return error.status;
   const e = error as { status?: unknown; type?: string };
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 600) return e.status;
   return 500;
 }
 
-function errorBody(error: unknown, status: number): Record<string, unknown> {
+/** The JSON body for that error: its message for a 4xx; nothing internal for a 5xx. */
+export function errorBody(error: unknown, status: number): Record<string, unknown> {
   if (error instanceof BindingError) return { error: error.message, ...(error.details ? { details: error.details } : {}) };
   const e = error as { type?: string; message?: string };
   if (e.type === 'entity.too.large') return { error: `the body is larger than the ${BODY_LIMIT / 1024} KiB limit` };

@@ -7,7 +7,7 @@
  * crash delivery resumes there; events settled above it are skipped by their completion record.
  */
 import type { AppFunction } from '../../core/app.js';
-import { IDEMPOTENCY_TTL_MS, type AttemptRecord } from '../../core/delivery.js';
+import { IDEMPOTENCY_TTL_MS, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
 import { failureOutcome, invoke, observeEmitted, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
@@ -121,6 +121,8 @@ export class Consumer {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.unsubscribe?.();
+    // Deliveries waiting to re-run are left for the next start: their positions are not settled.
+    this.running -= this.redo.splice(0).length;
     if (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
@@ -211,7 +213,9 @@ export class Consumer {
       // Only the first try of a stream delivery can trust the batch lookup.
       const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.conflicts === 0 ? delivery.completed : undefined;
       const scope = new LocalScope(ctx, fn, delivery.event, known);
+      const started = performance.now();
       const result = await invoke({ app: ctx.app, fn, event: delivery.event, attempt: delivery.attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
+      ctx.onInvoked?.({ fn: fn.name, event: delivery.event, seq: delivery.kind === 'stream' ? delivery.seq : undefined, attempt: delivery.attempt, result, startedAt: performance.timeOrigin + started, durationMs: performance.now() - started });
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
       if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
@@ -324,14 +328,3 @@ function isUniqueViolation(error: unknown): boolean {
   return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

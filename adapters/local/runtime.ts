@@ -9,9 +9,9 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import pino from 'pino';
-import { SCHEDULE_TYPE, type App, type AppFunction, type HttpResponse } from '../../core/app.js';
+import { scheduledEvent, type App, type AppFunction, type HttpResponse } from '../../core/app.js';
 import type { DeadLetter } from '../../core/delivery.js';
-import { deriveEventId, eventKey, type CloudEvent } from '../../core/event.js';
+import { eventKey, type CloudEvent } from '../../core/event.js';
 import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
 import { createIngress, type IngressOptions } from '../http/ingress.js';
@@ -19,6 +19,7 @@ import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
 import { Consumer } from './consumer.js';
 import { GroupCommit, openDatabase, type Db } from './db.js';
+import type { Invocation } from './journal.js';
 import { EventLog } from './log.js';
 import { DeliveryRecords } from './records.js';
 import { LocalScope, type LocalContext } from './scope.js';
@@ -35,7 +36,12 @@ export interface LocalRuntimeOptions {
   retainEvents?: number;
   /** How long `stop` waits for in-flight handlers before aborting them. Default 10 s. */
   drainTimeoutMs?: number;
+  /** Called after every handler attempt, e.g. `new InvocationJournal().record` (journal.ts); keep it cheap. */
+  onInvoked?: (invocation: Invocation) => void;
 }
+
+/** Rows deleted per housekeeping pass (each second): small enough never to stall a commit. */
+const HOUSEKEEPING_BATCH = 1_000;
 
 export class LocalRuntime implements IngressTarget {
   readonly metrics: PromMetrics;
@@ -45,10 +51,13 @@ export class LocalRuntime implements IngressTarget {
   private readonly shutdown = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
   private server?: Server;
+  private readonly eventListeners = new Map<string, Set<(event: CloudEvent) => void>>();
+  private unwatchLog?: () => void;
+  private watchedSeq = 0;
   private fatal?: unknown;
   private stopping?: Promise<void>;
 
-  private constructor(readonly app: App, private readonly db: Db, private readonly options: Required<Omit<LocalRuntimeOptions, 'logger' | 'synchronous'>> & { logger: Logger }) {
+  private constructor(readonly app: App, private readonly db: Db, private readonly options: Required<Omit<LocalRuntimeOptions, 'logger' | 'synchronous' | 'onInvoked'>> & Pick<LocalRuntimeOptions, 'onInvoked'> & { logger: Logger }) {
     const commit = new GroupCommit(db, (error) => {
       this.fatal = error;
       options.logger.error({ err: error }, 'the data store failed; no further events are accepted');
@@ -68,6 +77,7 @@ export class LocalRuntime implements IngressTarget {
       logger: options.logger,
       metrics: this.metrics,
       signal: this.shutdown.signal,
+      onInvoked: options.onInvoked,
     };
     this.consumers = app.functions.filter((f) => f.pattern).map((f) => new Consumer(this.ctx, f));
     commit.onBeforeCommit(() => {
@@ -91,16 +101,18 @@ export class LocalRuntime implements IngressTarget {
       maxBacklog: options.maxBacklog ?? 100_000,
       retainEvents: options.retainEvents ?? 10_000,
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      onInvoked: options.onInvoked,
     });
     for (const consumer of runtime.consumers) consumer.start();
     runtime.startSchedules();
-    runtime.timers.push(setInterval(() => runtime.housekeeping(), 10_000).unref());
+    runtime.timers.push(setInterval(() => runtime.housekeeping(), 1_000).unref());
     return runtime;
   }
 
   /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
-  listen(port: number, host = '127.0.0.1', extend?: IngressOptions['extend']): Promise<Server> {
-    const ingress = createIngress(this, { logger: this.options.logger, extend });
+  listen(port: number, host = '127.0.0.1', ingressOptions: IngressOptions['extend'] | Omit<IngressOptions, 'logger'> = {}): Promise<Server> {
+    const extra = typeof ingressOptions === 'function' ? { extend: ingressOptions } : ingressOptions;
+    const ingress = createIngress(this, { logger: this.options.logger, ...extra });
     return new Promise((resolve, reject) => {
       const server = ingress.listen(port, host);
       server.once('listening', () => {
@@ -121,7 +133,9 @@ export class LocalRuntime implements IngressTarget {
 
   async invokeHttp(fn: AppFunction, event: CloudEvent): Promise<HttpResponse> {
     const scope = new LocalScope(this.ctx, fn, event, false);
+    const started = performance.now();
     const result = await invoke({ app: this.app, fn, event, attempt: 1, scope, log: this.ctx.logger, metrics: this.metrics, signal: this.shutdown.signal });
+    this.ctx.onInvoked?.({ fn: fn.name, event, attempt: 1, result, startedAt: performance.timeOrigin + started, durationMs: performance.now() - started });
     if (result.outcome !== 'ok') {
       if (result.outcome === 'duplicate') return { status: 200 };
       return { status: 500, body: { error: `function "${fn.name}" failed (${result.record.error.name}); see the server log`, eventId: event.id } };
@@ -141,6 +155,48 @@ export class LocalRuntime implements IngressTarget {
   health(): { ok: boolean; [detail: string]: unknown } {
     const lag = Object.fromEntries(this.consumers.map((c) => [c.fn.name, c.lag()]));
     return { ok: !this.fatal && !this.stopping, app: this.app.name, head: this.ctx.log.head, lag };
+  }
+
+  /**
+   * Calls `listener` with each event of `type` appended to the log from now on, once its commit is
+   * durable (published, emitted or redriven alike): for in-process bridges such as Server-Sent
+   * Events. Returns the unsubscribe. The log is read back only while someone listens.
+   */
+  onEvent(type: string, listener: (event: CloudEvent) => void): () => void {
+    const listeners = this.eventListeners.get(type) ?? new Set();
+    this.eventListeners.set(type, listeners);
+    listeners.add(listener);
+    if (!this.unwatchLog) {
+      this.watchedSeq = this.ctx.log.head;
+      this.unwatchLog = this.ctx.log.onAppend(() => this.notifyListeners());
+    }
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.eventListeners.delete(type);
+      if (this.eventListeners.size === 0) {
+        this.unwatchLog?.();
+        this.unwatchLog = undefined;
+      }
+    };
+  }
+
+  private notifyListeners(): void {
+    const head = this.ctx.log.head;
+    while (this.watchedSeq < head && this.unwatchLog) {
+      const entries = this.ctx.log.read(this.watchedSeq, 1000);
+      if (entries.length === 0) break;
+      for (const { seq, event } of entries) {
+        if (seq > head) return;
+        this.watchedSeq = seq;
+        for (const listener of this.eventListeners.get(event.type) ?? []) {
+          try {
+            listener(event);
+          } catch (error) {
+            this.ctx.logger.error({ err: error, type: event.type }, 'an event listener failed');
+          }
+        }
+      }
+    }
   }
 
   /** Events in the log, newest last, for tests and the console. */
@@ -199,9 +255,7 @@ export class LocalRuntime implements IngressTarget {
       if (trigger.kind !== 'schedule') continue;
       const fire = () => {
         const period = Math.floor(Date.now() / trigger.everyMs);
-        const id = deriveEventId(`${this.app.name}:schedule`, fn.name, period);
-        const time = new Date(period * trigger.everyMs).toISOString();
-        void this.publish([{ specversion: '1.0', id, source: `petrel/${this.app.name}/schedule`, type: SCHEDULE_TYPE, subject: fn.name, time, data: { expression: trigger.expression } }]).catch((error) =>
+        void this.publish([scheduledEvent(this.app.name, fn.name, trigger, period)]).catch((error) =>
           this.ctx.logger.error({ err: error, fn: fn.name }, 'could not fire schedule'),
         );
       };
@@ -218,9 +272,9 @@ export class LocalRuntime implements IngressTarget {
     const { records, log, tables, commit } = this.ctx;
     void commit
       .submit(() => {
-        log.truncate(Math.min(log.head, ...this.consumers.map((c) => c.cursor())), this.options.retainEvents);
-        records.sweepCompletions();
-        tables.sweep();
+        log.truncate(Math.min(log.head, ...this.consumers.map((c) => c.cursor())), this.options.retainEvents, HOUSEKEEPING_BATCH);
+        records.sweepCompletions(HOUSEKEEPING_BATCH);
+        tables.sweep(HOUSEKEEPING_BATCH);
       })
       .catch((error) => this.ctx.logger.error({ err: error }, 'housekeeping failed'));
   }

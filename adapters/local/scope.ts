@@ -3,12 +3,13 @@
  * puts announce `petrel.object.created`, and the completion record lookup.
  */
 import { join } from 'node:path';
-import { OBJECT_CREATED_TYPE, type App, type AppFunction, type BucketSpec, type TableSpec } from '../../core/app.js';
+import type { App, AppFunction, BucketSpec, TableSpec } from '../../core/app.js';
 import { eventKey, type CloudEvent } from '../../core/event.js';
-import { childEvent, type InvocationScope } from '../../core/invoke.js';
+import { objectCreatedEvent, type InvocationScope } from '../../core/invoke.js';
 import type { Bucket, Logger, Metrics, Table } from '../../core/ports.js';
 import { FileBucket } from './bucket.js';
 import type { GroupCommit } from './db.js';
+import type { Invocation } from './journal.js';
 import type { EventLog } from './log.js';
 import type { DeliveryRecords } from './records.js';
 import { TableSession, type SqliteTables } from './tables.js';
@@ -25,6 +26,8 @@ export interface LocalContext {
   metrics: Metrics;
   /** Aborted when the runtime stops waiting for in-flight work. */
   signal: AbortSignal;
+  /** Told of every handler attempt (LocalRuntimeOptions.onInvoked). */
+  onInvoked?: (invocation: Invocation) => void;
 }
 
 export class LocalScope implements InvocationScope {
@@ -47,9 +50,7 @@ export class LocalScope implements InvocationScope {
 
   bucket(name: string, _spec: BucketSpec): Bucket {
     return new FileBucket(join(this.ctx.bucketsDir, name), name, (info) => {
-      const data = { bucket: name, ...info };
-      const source = `petrel/${this.ctx.app.name}/bucket/${name}`;
-      this.objectEvents.push(childEvent(this.ctx.app, this.fn.name, this.event, `object:${name}/${info.key}`, OBJECT_CREATED_TYPE, data, { source, subject: info.key }));
+      this.objectEvents.push(objectCreatedEvent(this.ctx.app, this.fn.name, this.event, name, info));
     });
   }
 

@@ -1,41 +1,65 @@
-/** Stores each accepted reading with its US EPA AQI and raises an alert at "Unhealthy for Sensitive Groups" or worse. */
+/**
+ * Stores each accepted reading with its US EPA AQI under `<time>#<deviceId>`, and passes new and
+ * corrected readings on to the location's windows. A reading resent (same device and time, a new
+ * event id: an MQTT redelivery, a client retry) changes nothing and goes no further, so nothing
+ * downstream counts it twice. Runs in device order, so two copies of one reading never race.
+ */
 import { fn, on, PermanentError } from '../../core/index.js';
-import { computeAqi, raisesAlert } from './aqi.js';
+import { computeAqi, POLLUTANTS } from './aqi.js';
+import type { PollutantValues } from './anomaly.js';
+import type { AirQualityConfig } from './config.js';
 import { READING_ACCEPTED } from './ingest.js';
-import { readingSchema } from './reading.js';
-import { ALL_LOCATIONS } from './tables.js';
+import { readingSchema, type Reading } from './reading.js';
 
-export const ALERT_RAISED = 'aq.alert.raised';
+export const READING_ASSESSED = 'aq.reading.assessed';
 
-export default fn({
-  trigger: on({ type: [READING_ACCEPTED] }),
-  uses: { readings: 'write', alerts: 'write', locations: 'write' },
-  emits: [ALERT_RAISED],
-  retry: { maxAttempts: 5 },
-  handler: async (event, ctx) => {
-    // Events can also arrive through POST /events, so the payload is checked again here.
-    const parsed = readingSchema.safeParse(event.data);
-    if (!parsed.success) throw new PermanentError(`not a valid reading: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'reading'}: ${i.message}`).join('; ')}`);
-    const reading = parsed.data;
-    const result = computeAqi(reading);
-    if (!result) throw new PermanentError('a reading needs at least one pollutant');
-    const key = `${reading.time}#${reading.deviceId}`;
-    await ctx.tables.readings.put({ ...reading, key, aqi: result.aqi, category: result.category.name, pollutant: result.pollutant });
-    if (!(await ctx.tables.locations.get({ scope: ALL_LOCATIONS, location: reading.location }))) {
-      await ctx.tables.locations.put({ scope: ALL_LOCATIONS, location: reading.location });
-    }
-    if (!raisesAlert(result.aqi)) return;
-    const alert = {
-      location: reading.location,
-      key,
-      deviceId: reading.deviceId,
-      time: reading.time,
-      aqi: result.aqi,
-      category: result.category.name,
-      pollutant: result.pollutant,
-      readingId: event.id,
-    };
-    await ctx.tables.alerts.put(alert);
-    ctx.emit(ALERT_RAISED, alert, { subject: reading.location });
-  },
-});
+/** The data of `aq.reading.assessed`. */
+export interface AssessedReading {
+  reading: Reading;
+  aqi: number;
+  /** The values this reading replaces (a correction); absent for a new reading. */
+  previous?: PollutantValues;
+}
+
+/** A reading's key in `readings`: its time in canonical UTC, then the device. */
+export function readingKey(reading: Pick<Reading, 'time' | 'deviceId'>): string {
+  return `${new Date(reading.time).toISOString()}#${reading.deviceId}`;
+}
+
+export function pollutantValues(item: Record<string, unknown>): PollutantValues {
+  const values: PollutantValues = {};
+  for (const p of POLLUTANTS) if (typeof item[p] === 'number') values[p] = item[p];
+  return values;
+}
+
+/** A valid reading from an event's data, or a permanent error naming what is wrong. */
+export function readingFrom(data: unknown): Reading {
+  const parsed = readingSchema.safeParse(data);
+  if (!parsed.success) throw new PermanentError(`not a valid reading: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'reading'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+export function assess(config: AirQualityConfig) {
+  return fn({
+    trigger: on({ type: [READING_ACCEPTED] }),
+    uses: { readings: 'write' },
+    emits: [READING_ASSESSED],
+    ordered: true,
+    retry: { maxAttempts: 5 },
+    handler: async (event, ctx) => {
+      // Events can also arrive through POST /events, so the payload is checked again here.
+      const reading = readingFrom(event.data);
+      const result = computeAqi(reading);
+      if (!result) throw new PermanentError('a reading needs at least one pollutant');
+      const key = readingKey(reading);
+      const existing = await ctx.tables.readings.get({ location: reading.location, key });
+      const values = pollutantValues(reading);
+      const previous = existing && pollutantValues(existing);
+      if (previous && JSON.stringify(previous) === JSON.stringify(values)) return;
+      const expires = Math.floor((Date.parse(reading.time) + config.retentionMs) / 1000);
+      await ctx.tables.readings.put({ ...reading, key, aqi: result.aqi, category: result.category.name, pollutant: result.pollutant, expires });
+      const assessed: AssessedReading = { reading, aqi: result.aqi, ...(previous ? { previous } : {}) };
+      ctx.emit(READING_ASSESSED, assessed, { partitionkey: reading.location, subject: reading.location });
+    },
+  });
+}

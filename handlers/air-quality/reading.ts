@@ -97,6 +97,34 @@ export type ParseResult =
   | { ok: true; readings: Reading[] }
   | { ok: false; errors: ReadingError[] };
 
+/** Clock-skew bounds: how far a reading's time may be from the receiver's clock. */
+export interface TimeBounds {
+  /** The receiver's clock, epoch milliseconds. */
+  now: number;
+  /** How far ahead of `now` a reading may be (device clocks run fast). */
+  maxFutureMs: number;
+  /** How far behind `now` a reading may be (devices buffer while offline). */
+  maxAgeMs: number;
+}
+
+/** "90 seconds", "5 minutes", "24 hours": durations as people write them. */
+export function describeDuration(ms: number): string {
+  const [amount, unit] = ms % 3_600_000 === 0 && ms >= 3_600_000 ? [ms / 3_600_000, 'hour']
+    : ms % 60_000 === 0 && ms >= 60_000 ? [ms / 60_000, 'minute']
+      : [Math.round(ms / 1000), 'second'];
+  return `${amount} ${unit}${amount === 1 ? '' : 's'}`;
+}
+
+/** Why a valid reading's time is outside the bounds, or undefined when it is inside. */
+export function timeProblem(time: string, bounds: TimeBounds): string | undefined {
+  const offset = Date.parse(time) - bounds.now;
+  if (offset > bounds.maxFutureMs) {
+    return `is ${describeDuration(Math.ceil(offset / 1000) * 1000)} ahead of the server clock; at most ${describeDuration(bounds.maxFutureMs)} is accepted (is the device clock set?)`;
+  }
+  if (-offset > bounds.maxAgeMs) return `is older than ${describeDuration(bounds.maxAgeMs)}; readings that old are not accepted`;
+  return undefined;
+}
+
 /** One error per field: the first thing wrong with it is enough to fix it. */
 function toErrors(issues: readonly z.core.$ZodIssue[], value: unknown, index: number | undefined): ReadingError[] {
   const seen = new Set<string>();
@@ -112,13 +140,22 @@ function toErrors(issues: readonly z.core.$ZodIssue[], value: unknown, index: nu
   return errors;
 }
 
+/** One item: its reading, or the errors naming each bad field (time bounds checked when given). */
+function parseItem(item: unknown, index: number | undefined, bounds: TimeBounds | undefined): { reading: Reading } | { errors: ReadingError[] } {
+  const result = readingSchema.safeParse(item);
+  if (!result.success) return { errors: toErrors(result.error.issues, item, index) };
+  const problem = bounds && timeProblem(result.data.time, bounds);
+  if (!problem) return { reading: result.data };
+  return { errors: [index === undefined ? { field: 'time', message: problem } : { index, field: 'time', message: problem }] };
+}
+
 /**
  * Parse a request body holding one reading or an array of 1..MAX_BATCH readings.
  * Unknown fields are stripped. On failure every bad field is named, with its
  * array index when the body was an array; nothing is accepted from a body
- * with any error.
+ * with any error. With `bounds`, a time too far from the receiver's clock is an error too.
  */
-export function parseReadings(body: unknown): ParseResult {
+export function parseReadings(body: unknown, bounds?: TimeBounds): ParseResult {
   if (Array.isArray(body)) {
     if (body.length === 0) {
       return { ok: false, errors: [{ field: 'body', message: 'expected at least one reading, got an empty array' }] };
@@ -132,9 +169,9 @@ export function parseReadings(body: unknown): ParseResult {
     const readings: Reading[] = [];
     const errors: ReadingError[] = [];
     body.forEach((item: unknown, index) => {
-      const result = readingSchema.safeParse(item);
-      if (result.success) readings.push(result.data);
-      else errors.push(...toErrors(result.error.issues, item, index));
+      const parsed = parseItem(item, index, bounds);
+      if ('reading' in parsed) readings.push(parsed.reading);
+      else errors.push(...parsed.errors);
     });
     return errors.length > 0 ? { ok: false, errors } : { ok: true, readings };
   }
@@ -144,7 +181,6 @@ export function parseReadings(body: unknown): ParseResult {
       errors: [{ field: 'body', message: `expected a reading object or an array of readings, got ${describeType(body)}` }],
     };
   }
-  const result = readingSchema.safeParse(body);
-  if (result.success) return { ok: true, readings: [result.data] };
-  return { ok: false, errors: toErrors(result.error.issues, body, undefined) };
+  const parsed = parseItem(body, undefined, bounds);
+  return 'reading' in parsed ? { ok: true, readings: [parsed.reading] } : { ok: false, errors: parsed.errors };
 }

@@ -1,0 +1,1 @@
+export { MqttBridge, mqttMessageEvent, mqttTopicFilters, type MqttBridgeOptions, type MqttBridgeTarget } from './bridge.js';

@@ -1,0 +1,2 @@
+export { NatsRuntime, type NatsRuntimeOptions } from './runtime.js';
+export { encodeToken, names, filterSubject } from './subjects.js';

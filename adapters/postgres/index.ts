@@ -1,0 +1,1 @@
+export { PgStore, encodeKey, redact, type CommitResult, type Completion, type CompletionRecord, type PgStoreOptions } from './store.js';

@@ -1,0 +1,81 @@
+/**
+ * An HTTP request as the CloudEvent an http-triggered handler receives. Every ingress builds it
+ * here (the express ingress, API Gateway on Lambda), so a handler sees the same event on every
+ * target: the same headers (minus secrets), the same ids, the same errors for a bad body.
+ */
+import { HTTP_REQUEST_TYPE, type App, type AppFunction, type HttpRequestData } from './app.js';
+import { newEventId, traceparentFor, type CloudEvent } from './event.js';
+
+/** The largest request body an ingress accepts (also EventBridge's largest event). */
+export const BODY_LIMIT = 256 * 1024;
+
+/** Request headers that may carry secrets; never copied into events or logs. */
+export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization', 'x-api-key', 'x-amz-security-token']);
+
+/** A request that cannot become an event; `status` is the 4xx to answer, the message says why. */
+export class HttpRequestError extends Error {
+  override name = 'HttpRequestError';
+
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** What an ingress knows about a request once it has routed it. */
+export interface HttpRequestParts {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  /** Header names in lower case, as Node gives them. */
+  headers: Record<string, string | string[] | undefined>;
+  body?: Uint8Array;
+}
+
+/** The media type of a Content-Type header, lower case, without parameters. */
+export function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase();
+}
+
+function header(headers: HttpRequestParts['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** The event for an http-triggered function; throws HttpRequestError (413, 415, 400) for a body it cannot take. */
+export function httpRequestEvent(app: App, fn: AppFunction, request: HttpRequestParts): CloudEvent<HttpRequestData> {
+  const body = request.body ?? new Uint8Array();
+  if (body.byteLength > BODY_LIMIT) throw new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
+  let data: unknown;
+  if (body.byteLength > 0) {
+    const type = mediaType(header(request.headers, 'content-type'));
+    if (type !== 'application/json' && !type.endsWith('+json')) {
+      throw new HttpRequestError(415, `expected Content-Type application/json, got "${type || 'none'}"`);
+    }
+    try {
+      data = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    } catch (error) {
+      throw new HttpRequestError(400, `the body is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (!SECRET_HEADERS.has(name) && typeof value === 'string') headers[name] = value;
+  }
+  // A client's Idempotency-Key makes a resent request derive the same event ids downstream.
+  const key = header(request.headers, 'idempotency-key');
+  const id = key && key.length <= 200 ? `${fn.name}:${key}` : newEventId();
+  const now = new Date().toISOString();
+  return {
+    specversion: '1.0',
+    id,
+    source: `petrel/${app.name}/http`,
+    type: HTTP_REQUEST_TYPE,
+    time: now,
+    subject: request.path,
+    datacontenttype: 'application/json',
+    data: { method: request.method, path: request.path, params: request.params, query: request.query, headers, body: data },
+    traceparent: traceparentFor(id, header(request.headers, 'traceparent')),
+    ingesttime: now,
+  };
+}

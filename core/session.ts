@@ -1,0 +1,130 @@
+/**
+ * One attempt's buffered view of an app's tables, shared by every store that commits an attempt's
+ * writes together with its completion record (SQLite, PostgreSQL): reads see the attempt's own
+ * writes over the committed items; writes wait until the adapter applies them in its transaction,
+ * where conditional writes are re-checked against committed state (optimistic concurrency).
+ */
+import type { TableSpec } from './app.js';
+import { ConditionFailedError, conditionHolds, keyOf, type Item, type KeyValue, type PutOptions, type QueryOptions, type Table } from './ports.js';
+
+/** What a store offers the session: committed, unexpired items. */
+export interface CommittedTables {
+  get(table: string, pk: KeyValue, sk: KeyValue): Item | undefined | Promise<Item | undefined>;
+  query(table: string, pk: KeyValue, options: QueryOptions): Item[] | Promise<Item[]>;
+}
+
+export interface BufferedWrite {
+  table: string;
+  pk: KeyValue;
+  /** '' when the table has no sort key. */
+  sk: KeyValue;
+  /** undefined: a delete. */
+  item: Item | undefined;
+  /** Epoch seconds after which the item is invisible, from the table's ttlAttribute. */
+  expires: number | null;
+  /** The committed item (JSON, 'null' if absent) a conditional write was checked against. */
+  expected?: string;
+}
+
+export class TableSession {
+  private readonly buffered = new Map<string, BufferedWrite>();
+
+  constructor(private readonly committed: CommittedTables) {}
+
+  /** The attempt's writes, one per key (the last one wins). */
+  get writes(): IterableIterator<BufferedWrite> {
+    return this.buffered.values();
+  }
+
+  get size(): number {
+    return this.buffered.size;
+  }
+
+  table(name: string, spec: TableSpec): Table {
+    const key = (item: Item) => keyOf(item, spec.partitionKey, spec.sortKey, name);
+    const current = async (pk: KeyValue, sk: KeyValue): Promise<Item | undefined> => {
+      const buffered = this.buffered.get(writeKey(name, pk, sk));
+      if (buffered) return live(buffered);
+      return this.committed.get(name, pk, sk);
+    };
+    const write = async (pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined) => {
+      const id = writeKey(name, pk, sk);
+      const existing = await current(pk, sk);
+      if (!conditionHolds(existing, options)) {
+        throw new ConditionFailedError(`table "${name}": condition failed for key ${JSON.stringify(sk === '' ? [pk] : [pk, sk])}`);
+      }
+      const previous = this.buffered.get(id);
+      const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
+      const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
+      const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
+      this.buffered.set(id, { table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
+    };
+    return {
+      get: async (k) => {
+        const [pk, sk] = key(k);
+        return current(pk, sk);
+      },
+      query: async (pk, options = {}) => this.query(name, spec, pk, options),
+      put: async (item, options) => {
+        const [pk, sk] = key(item);
+        await write(pk, sk, structuredClone(item), options);
+      },
+      delete: async (k, options) => {
+        const [pk, sk] = key(k);
+        await write(pk, sk, undefined, options);
+      },
+    };
+  }
+
+  private async query(name: string, spec: TableSpec, pk: KeyValue, options: QueryOptions): Promise<Item[]> {
+    const mine = [...this.buffered.values()].filter((w) => w.table === name && w.pk === pk);
+    if (mine.length === 0) return this.committed.query(name, pk, options);
+    // Overlay this attempt's writes on the committed rows, then order and limit.
+    const rows = new Map<KeyValue, Item | undefined>();
+    for (const item of await this.committed.query(name, pk, { ...options, limit: undefined })) rows.set(keyOf(item, spec.partitionKey, spec.sortKey, name)[1], item);
+    for (const w of mine) rows.set(w.sk, live(w));
+    const sorted = [...rows.entries()].filter(([sk, item]) => item !== undefined && sortKeyMatches(sk, options)).sort(([a], [b]) => compareKeys(a, b));
+    if (options.reverse) sorted.reverse();
+    const items = sorted.map(([, item]) => item as Item);
+    return options.limit ? items.slice(0, options.limit) : items;
+  }
+}
+
+/** Inside the commit transaction: does the committed item still match what a conditional write saw? */
+export function stillExpected(write: BufferedWrite, committed: Item | undefined): boolean {
+  return write.expected === undefined || JSON.stringify(committed ?? null) === write.expected;
+}
+
+export function isExpired(expires: number | null, nowMs = Date.now()): boolean {
+  return expires !== null && expires <= nowMs / 1000;
+}
+
+/** A buffered write's item as a reader sees it: absent once its TTL has passed. */
+function live(write: BufferedWrite): Item | undefined {
+  return isExpired(write.expires) ? undefined : write.item;
+}
+
+function writeKey(table: string, pk: KeyValue, sk: KeyValue): string {
+  return JSON.stringify([table, pk, sk]);
+}
+
+/** The one key order of every store: numbers (numerically) before strings (by code unit). */
+export function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function sortKeyMatches(sk: KeyValue, options: QueryOptions): boolean {
+  const c = options.sortKey;
+  if (!c) return true;
+  if (c.eq !== undefined && compareKeys(sk, c.eq) !== 0) return false;
+  if (c.lt !== undefined && compareKeys(sk, c.lt) >= 0) return false;
+  if (c.lte !== undefined && compareKeys(sk, c.lte) > 0) return false;
+  if (c.gt !== undefined && compareKeys(sk, c.gt) <= 0) return false;
+  if (c.gte !== undefined && compareKeys(sk, c.gte) < 0) return false;
+  if (c.between && (compareKeys(sk, c.between[0]) < 0 || compareKeys(sk, c.between[1]) > 0)) return false;
+  if (c.beginsWith !== undefined && !(typeof sk === 'string' && sk.startsWith(c.beginsWith))) return false;
+  return true;
+}

@@ -1,0 +1,227 @@
+/**
+ * Per location, in order (partitionkey = location): event-time windows, and the alerts computed
+ * from finalized minutes (category with hysteresis, sustained exceedance, sensor drift).
+ *
+ * Each assessed reading updates its 1-minute window at once (provisional, `final: false`). A
+ * minute is finalized when the location's watermark (the newest reading time seen, capped by its
+ * ingest time so a fast device clock cannot race ahead) passes the minute's end plus the allowed
+ * lateness; then its 5- and 60-minute sliding windows are stored and the alert rules run over it,
+ * minute by minute in order. A reading for a finalized minute is too late: it stays in `readings`
+ * but changes no window (counted in `tooLate`). So readings arriving in any order within the
+ * lateness, or twice, give the same windows and the same alerts.
+ *
+ * A location that falls silent would never finalize its last minutes: the `tick` function sends
+ * a per-minute tick, and a location silent (by the wall clock) for longer than the lateness moves
+ * its watermark to now.
+ */
+import { fn, on, schedule, type Context, type Item } from '../../core/index.js';
+import { ALERT_RAISED, alertRecord, anomalyDraft, evaluateMinute, newAlertState, suppressedByCooldown, type AlertDraft, type LocationAlertState } from './alerting.js';
+import { detectDrift, newDriftState, peerRatios, type DriftState, type PollutantValues } from './anomaly.js';
+import { pollutantValues, READING_ASSESSED, type AssessedReading } from './assess.js';
+import type { AirQualityConfig } from './config.js';
+import { ALL } from './tables.js';
+import { addValues, aqiOf, combineSums, iso, MINUTE_MS, minuteOf, windowItem, windowKey, type Sums, type WindowSize } from './windowing.js';
+
+export const LOCATION_TICK = 'aq.location.tick';
+
+interface WindowState {
+  location: string;
+  /** Newest reading time seen, capped by ingest time (epoch ms). */
+  watermark?: number;
+  /** Earliest minute seen; where finalizing starts before any minute is final. */
+  firstMinute?: number;
+  /** Start of the last finalized minute. */
+  finalizedThrough?: number;
+  /** Wall-clock ingest time of the newest reading, for the idle tick. */
+  lastIngest?: number;
+  /** Readings that came after their minute was final. */
+  tooLate: number;
+  alert: LocationAlertState;
+  [attribute: string]: unknown;
+}
+
+interface MinuteData {
+  sums: Sums;
+  readings: number;
+}
+
+interface DriftItem {
+  location: string;
+  deviceId: string;
+  drift: DriftState;
+  lastRaised: Record<string, number>;
+  [attribute: string]: unknown;
+}
+
+const USES = { windows: 'write', windowState: 'write', alerts: 'write', locations: 'write', drift: 'write', readings: 'read' } as const;
+type WindowContext = Context<typeof USES>;
+
+export function windows(config: AirQualityConfig) {
+  return fn({
+    trigger: on({ type: [READING_ASSESSED, LOCATION_TICK] }),
+    uses: USES,
+    emits: [ALERT_RAISED],
+    ordered: true,
+    handler: async (event, ctx) => {
+      const location = event.type === LOCATION_TICK ? String((event.data as { location: string }).location) : (event.data as AssessedReading).reading.location;
+      const state = ((await ctx.tables.windowState.get({ location })) as WindowState | undefined) ?? { location, tooLate: 0, alert: newAlertState() };
+      if (event.type === LOCATION_TICK) {
+        const now = Number((event.data as { now: number }).now);
+        if (state.lastIngest === undefined || now - state.lastIngest <= config.allowedLatenessMs) return;
+        state.watermark = Math.max(state.watermark ?? 0, now);
+      } else {
+        const assessed = event.data as AssessedReading;
+        const time = Date.parse(assessed.reading.time);
+        const ingested = event.ingesttime ? Date.parse(event.ingesttime) : time;
+        state.lastIngest = Math.max(state.lastIngest ?? 0, ingested);
+        const minute = minuteOf(time);
+        if (state.finalizedThrough !== undefined && minute <= state.finalizedThrough) {
+          state.tooLate++;
+          await ctx.tables.windowState.put(state);
+          return;
+        }
+        state.firstMinute = Math.min(state.firstMinute ?? minute, minute);
+        state.watermark = Math.max(state.watermark ?? 0, Math.min(time, ingested));
+        await addToMinute(ctx, location, minute, pollutantValues(assessed.reading), assessed.previous, config);
+      }
+      await finalize(ctx, state, config);
+      await ctx.tables.windowState.put(state);
+      await updateLocation(ctx, state);
+    },
+  });
+}
+
+async function addToMinute(ctx: WindowContext, location: string, minute: number, values: PollutantValues, previous: PollutantValues | undefined, config: AirQualityConfig): Promise<void> {
+  const stored = await ctx.tables.windows.get({ location, key: windowKey(1, minute) });
+  const sums = structuredClone((stored?.sums as Sums | undefined) ?? {});
+  let readings = Number(stored?.readings ?? 0);
+  if (previous) addValues(sums, previous, -1);
+  else readings++;
+  addValues(sums, values);
+  await ctx.tables.windows.put(windowItem(location, 1, minute, sums, readings, false, config.retentionMs));
+}
+
+/** Finalizes every minute the watermark has passed by the lateness, in order. */
+async function finalize(ctx: WindowContext, state: WindowState, config: AirQualityConfig): Promise<void> {
+  if (state.watermark === undefined) return;
+  const target = minuteOf(state.watermark - config.allowedLatenessMs) - MINUTE_MS;
+  const from = state.finalizedThrough !== undefined ? state.finalizedThrough + MINUTE_MS : state.firstMinute;
+  if (from === undefined || target < from) return;
+  const { location } = state;
+  const stored = await ctx.tables.windows.query(location, { sortKey: { between: [windowKey(1, from - 59 * MINUTE_MS), windowKey(1, target)] } });
+  const minutes = new Map<number, MinuteData>(stored.map((w) => [Date.parse(String(w.start)), { sums: w.sums as Sums, readings: Number(w.readings) }]));
+  const withData = [...minutes.keys()].sort((a, b) => a - b);
+  const drift = new DriftTracker(ctx, location, config);
+  const drafts: AlertDraft[] = [];
+  for (let minute = from; minute <= target; minute += MINUTE_MS) {
+    // Nothing in the last hour: skip ahead to the next minute with readings (a silent stretch).
+    if (!withData.some((m) => m <= minute && m > minute - 60 * MINUTE_MS)) {
+      state.alert.streak = 0;
+      const next = withData.find((m) => m > minute);
+      if (next === undefined || next > target) break;
+      minute = next;
+    }
+    const own = minutes.get(minute);
+    const span = (size: WindowSize) => collect(minutes, minute - (size - 1) * MINUTE_MS, minute);
+    const five = span(5);
+    const hour = span(60);
+    if (own) await ctx.tables.windows.put(windowItem(location, 1, minute, own.sums, own.readings, true, config.retentionMs));
+    if (five.readings > 0) await ctx.tables.windows.put(windowItem(location, 5, minute - 4 * MINUTE_MS, five.sums, five.readings, true, config.retentionMs));
+    if (hour.readings > 0) await ctx.tables.windows.put(windowItem(location, 60, minute - 59 * MINUTE_MS, hour.sums, hour.readings, true, config.retentionMs));
+    drafts.push(...evaluateMinute(state.alert, minute, own && aqiOf(own.sums), five.readings > 0 ? aqiOf(five.sums) : undefined, config));
+    if (own) drafts.push(...(await drift.minute(minute)));
+  }
+  state.finalizedThrough = target;
+  await drift.save();
+  for (const draft of drafts) {
+    const alert = alertRecord(location, draft, config.retentionMs);
+    await ctx.tables.alerts.put(alert);
+    ctx.emit(ALERT_RAISED, alert, { subject: location, partitionkey: location });
+  }
+}
+
+function collect(minutes: Map<number, MinuteData>, from: number, to: number): MinuteData {
+  const parts: MinuteData[] = [];
+  for (let m = from; m <= to; m += MINUTE_MS) {
+    const data = minutes.get(m);
+    if (data) parts.push(data);
+  }
+  return { sums: combineSums(parts.map((p) => p.sums)), readings: parts.reduce((n, p) => n + p.readings, 0) };
+}
+
+/** Drift per sensor against its peers, one finalized minute at a time; state loaded once, saved once. */
+class DriftTracker {
+  private items?: Map<string, DriftItem>;
+  private readonly changed = new Set<string>();
+
+  constructor(private readonly ctx: WindowContext, private readonly location: string, private readonly config: AirQualityConfig) {}
+
+  async minute(minute: number): Promise<AlertDraft[]> {
+    const readings = await this.ctx.tables.readings.query(this.location, { sortKey: { between: [iso(minute), iso(minute + MINUTE_MS)] } });
+    const means = deviceMeans(readings);
+    if (means.size <= this.config.anomaly.driftMinPeers) return [];
+    this.items ??= new Map((await this.ctx.tables.drift.query(this.location)).map((item) => [String(item.deviceId), item as DriftItem]));
+    const drafts: AlertDraft[] = [];
+    const time = minute + MINUTE_MS;
+    for (const [deviceId, ratios] of peerRatios(means, this.config.anomaly.driftMinPeers)) {
+      const item = this.items.get(deviceId) ?? { location: this.location, deviceId, drift: newDriftState(), lastRaised: {} };
+      this.items.set(deviceId, item);
+      this.changed.add(deviceId);
+      for (const anomaly of detectDrift(item.drift, ratios, this.config.anomaly)) {
+        const draft = anomalyDraft(deviceId, time, anomaly);
+        if (!suppressedByCooldown(item.lastRaised, draft, this.config.cooldownMs)) drafts.push(draft);
+      }
+    }
+    return drafts;
+  }
+
+  async save(): Promise<void> {
+    for (const deviceId of this.changed) await this.ctx.tables.drift.put(this.items!.get(deviceId)!);
+  }
+}
+
+/** Each device's mean per pollutant over some readings. */
+function deviceMeans(readings: Item[]): Map<string, PollutantValues> {
+  const sums = new Map<string, Record<string, [number, number]>>();
+  for (const reading of readings) {
+    const device = String(reading.deviceId);
+    const own = sums.get(device) ?? {};
+    for (const [p, value] of Object.entries(pollutantValues(reading))) {
+      const [sum, count] = own[p] ?? [0, 0];
+      own[p] = [sum + value, count + 1];
+    }
+    sums.set(device, own);
+  }
+  return new Map([...sums].map(([device, own]) => [device, Object.fromEntries(Object.entries(own).map(([p, [sum, count]]) => [p, sum / count])) as PollutantValues]));
+}
+
+/** The location's entry in `locations`: latest minute's AQI and the category its alerts hold. */
+async function updateLocation(ctx: WindowContext, state: WindowState): Promise<void> {
+  const latest = await ctx.tables.windows.query(state.location, { sortKey: { beginsWith: '1m#' }, reverse: true, limit: 1 });
+  const minute = latest[0];
+  const current = await ctx.tables.locations.get({ scope: ALL, location: state.location });
+  const entry = {
+    scope: ALL,
+    location: state.location,
+    ...(minute ? { time: minute.start, aqi: minute.aqi, category: minute.category, color: minute.color, pollutant: minute.pollutant, readings: minute.readings } : {}),
+    ...(state.alert.level ? { alertLevel: state.alert.level } : {}),
+    finalizedThrough: state.finalizedThrough === undefined ? undefined : iso(state.finalizedThrough + MINUTE_MS),
+    tooLate: state.tooLate,
+  };
+  if (JSON.stringify(current) !== JSON.stringify(JSON.parse(JSON.stringify(entry)))) await ctx.tables.locations.put(entry);
+}
+
+/** Once a minute: a tick per known location, so locations that fell silent finalize their windows. */
+export function tick(config: AirQualityConfig) {
+  return fn({
+    trigger: schedule('rate(1 minute)'),
+    uses: { locations: 'read' },
+    emits: [LOCATION_TICK],
+    handler: async (_event, ctx) => {
+      const now = config.now();
+      for (const entry of await ctx.tables.locations.query(ALL)) {
+        ctx.emit(LOCATION_TICK, { location: entry.location, now }, { partitionkey: String(entry.location), subject: String(entry.location) });
+      }
+    },
+  });
+}
