@@ -4,27 +4,16 @@
  * made durable for the run (AOF, fsync every second: like SQLite WAL with synchronous=NORMAL, it
  * survives a crash of the process and may lose the last second on power loss).
  */
-import { Queue, RedisConnection, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import { createRequire } from 'node:module';
 import { handleBenchEvent } from '../app.js';
 import type { BenchData } from '../events.js';
 import { log, sleep } from '../stats.js';
-import { RespClient } from './resp-client.js';
 
 export const REDIS = { host: '127.0.0.1', port: Number(process.env.PETREL_REDIS_PORT ?? 6379) };
 const version = (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version;
 export const BULLMQ = `BullMQ ${version}`;
-
-/** ioredis is an optional peer dependency of BullMQ 6; without it, BullMQ talks through RespClient. */
-export const redisClient: 'ioredis' | 'bench RESP client' = (() => {
-  try {
-    createRequire(createRequire(import.meta.url).resolve('bullmq'))('ioredis');
-    return 'ioredis';
-  } catch {
-    RedisConnection.clientFactory = (options) => new RespClient({ ...(options as Record<string, unknown>) });
-    return 'bench RESP client';
-  }
-})();
 
 const JOB_OPTIONS: JobsOptions = {
   attempts: 5,
@@ -36,11 +25,11 @@ const JOB_OPTIONS: JobsOptions = {
 
 /** Why BullMQ cannot run here, or undefined. */
 export async function bullmqUnavailable(): Promise<string | undefined> {
-  const client = new RespClient(REDIS);
+  const client = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 1 });
   client.on('error', () => undefined);
   try {
     await Promise.race([client.connect(), sleep(2000).then(() => Promise.reject(new Error('no answer within 2 s')))]);
-    await client.call(['PING']);
+    await client.call('PING');
     return undefined;
   } catch (error) {
     return `Redis at ${REDIS.host}:${REDIS.port} is not reachable (${(error as Error).message})`;
@@ -54,16 +43,16 @@ export async function bullmqUnavailable(): Promise<string | undefined> {
  * Resolves `use`'s result and, when Redis refused CONFIG, why it could not be made durable.
  */
 export async function withDurableRedis<T>(use: () => Promise<T>): Promise<{ result: T; notDurable?: string }> {
-  const client = new RespClient(REDIS);
+  const client = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 1 });
   client.on('error', () => undefined);
   await client.connect();
-  const setting = async (name: string) => ((await client.call(['CONFIG', 'GET', name])) as string[])[1];
+  const setting = async (name: string) => ((await client.call('CONFIG', 'GET', name)) as string[])[1];
   let previous: { appendonly: string; appendfsync: string } | undefined;
   let notDurable: string | undefined;
   const restore = async () => {
     if (!previous) return;
-    await client.call(['CONFIG', 'SET', 'appendfsync', previous.appendfsync]);
-    await client.call(['CONFIG', 'SET', 'appendonly', previous.appendonly]);
+    await client.call('CONFIG', 'SET', 'appendfsync', previous.appendfsync);
+    await client.call('CONFIG', 'SET', 'appendonly', previous.appendonly);
     log(`Redis restored: appendonly ${previous.appendonly}, appendfsync ${previous.appendfsync}`);
     previous = undefined;
   };
@@ -72,8 +61,8 @@ export async function withDurableRedis<T>(use: () => Promise<T>): Promise<{ resu
     try {
       previous = { appendonly: await setting('appendonly'), appendfsync: await setting('appendfsync') };
       process.once('SIGINT', interrupted);
-      await client.call(['CONFIG', 'SET', 'appendfsync', 'everysec']);
-      await client.call(['CONFIG', 'SET', 'appendonly', 'yes']);
+      await client.call('CONFIG', 'SET', 'appendfsync', 'everysec');
+      await client.call('CONFIG', 'SET', 'appendonly', 'yes');
       await aofReady(client);
       log(`Redis durable for the BullMQ runs: appendonly yes, appendfsync everysec (was ${previous.appendonly}, ${previous.appendfsync})`);
     } catch (error) {
@@ -89,9 +78,9 @@ export async function withDurableRedis<T>(use: () => Promise<T>): Promise<{ resu
 }
 
 /** Turning AOF on rewrites the data set in the background; measure only once that is done. */
-async function aofReady(client: RespClient): Promise<void> {
+async function aofReady(client: Redis): Promise<void> {
   for (let waited = 0; waited < 60_000; waited += 50) {
-    const info = String(await client.call(['INFO', 'persistence']));
+    const info = String(await client.call('INFO', 'persistence'));
     if (/aof_enabled:1/.test(info) && /aof_rewrite_in_progress:0/.test(info) && /aof_rewrite_scheduled:0/.test(info)) return;
     await sleep(50);
   }

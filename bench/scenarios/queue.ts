@@ -9,7 +9,7 @@ import type { CloudEvent } from '../../core/event.js';
 import { benchApp, probe } from '../app.js';
 import { batches, type BenchData } from '../events.js';
 import { expectHandled, IDLE_TIMEOUT_MS, publishAll, startRuntime } from '../harness.js';
-import { BULLMQ, bullmqUnavailable, BullmqPeer, redisClient, withDurableRedis } from '../peers/bullmq.js';
+import { BULLMQ, bullmqUnavailable, BullmqPeer, withDurableRedis } from '../peers/bullmq.js';
 import { natsTarget, startNats } from '../peers/nats.js';
 import { log, percentile } from '../stats.js';
 import { BATCH_SIZE, IN_PROCESS_IN_FLIGHT, pacedLatency } from './embedded.js';
@@ -51,8 +51,6 @@ export const queueScenario: Scenario = {
     if (redisDown) {
       for (const f of [RATE, P50, P99]) missing[f(WHO.bullmq)] = redisDown;
       log(`scenario 1: BullMQ could not run: ${redisDown}`);
-    } else if (redisClient !== 'ioredis') {
-      log('scenario 1: ioredis (BullMQ\'s optional Redis client) is not installed; BullMQ talks to Redis through bench/peers/resp-client.ts');
     }
     const tag = `q${process.pid}`;
     const measureAll = () =>
