@@ -112,7 +112,11 @@ describe.skipIf(!haveChromium && !inCi)('web console in headless Chromium', () =
     await expect.poll(() => page.locator('.alert').count()).toBe(stored.length);
     // A stored alert (no event id at hand) is traced by its id and location.
     const traced = (await (await fetch(`${base}/admin/journey/${encodeURIComponent(stored[0].id)}?location=${encodeURIComponent(stored[0].location)}`)).json()) as { steps: Array<{ event: unknown }> };
-    expect(traced.steps.at(-1).event).toMatchObject({ type: 'aq.alert.raised', data: { key: stored[0].id, location: stored[0].location } });
+    expect(traced.steps[traced.steps.length - 1].event).toMatchObject({ type: 'aq.alert.raised', data: { key: stored[0].id, location: stored[0].location } });
+    const unknown = await fetch(`${base}/admin/journey/no-such-event`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: expect.stringContaining('"no-such-event"') });
+    expect((await fetch(`${base}/console/js/no-such-module.js`)).status).toBe(404);
 
     // The chart of the selected location: readings as dots, minutes as markers.
     await page.locator('.location-row[data-location="downtown"]').click();

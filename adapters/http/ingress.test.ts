@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../../core/event.js';
 import airQuality from '../../handlers/air-quality/app.js';
 import { LocalRuntime } from '../local/index.js';
+import { DeviceAuth } from './auth.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'petrel-ingress-'));
 let runtime: LocalRuntime;
@@ -16,7 +17,7 @@ let base: string;
 
 beforeAll(async () => {
   runtime = await LocalRuntime.start(airQuality, { dataDir, logger: pino({ level: 'silent' }) });
-  server = await runtime.listen(0);
+  server = await runtime.listen(0, '127.0.0.1', { deviceAuth: new DeviceAuth([DEVICE_KEY]) });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
@@ -25,7 +26,12 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const reading = (n: number, pm25 = 12.3) => ({ deviceId: `d-${n}`, location: 'downtown', time: `2026-11-28T10:${String(n % 60).padStart(2, '0')}:00Z`, pm25 });
+const DEVICE_KEY = 'ingress-test-device-key';
+const device = { authorization: `Bearer ${DEVICE_KEY}` };
+/** Readings are checked against the clock: minute n of the last hour. */
+const HOUR_AGO = Math.floor(Date.now() / 60_000) * 60_000 - 61 * 60_000;
+const minute = (n: number) => new Date(HOUR_AGO + n * 60_000).toISOString();
+const reading = (n: number, pm25 = 12.3) => ({ deviceId: `d-${n}`, location: 'downtown', time: minute(n % 60), pm25 });
 const cloudEvent = (data: unknown, extra: Record<string, unknown> = {}) => ({ specversion: '1.0', id: newEventId(), source: 'test', type: 'aq.reading.accepted', data, ...extra });
 
 async function post(path: string, body: string | Buffer, contentType: string, headers: Record<string, string> = {}) {
@@ -101,14 +107,15 @@ describe('POST /events', () => {
 });
 
 describe('POST /readings and GET /alerts', () => {
-  it('stores readings, raises an alert for an unhealthy one, and lists alerts newest first', async () => {
-    const r = await post('/readings', JSON.stringify([{ ...reading(20, 60.1), location: 'harbour', time: '2026-11-28T09:00:00Z' }, { ...reading(21, 160), location: 'harbour', time: '2026-11-28T11:00:00Z' }, reading(22, 5)]), 'application/json');
+  it('stores readings, raises category alerts from the 5-minute averages, and lists alerts newest first', async () => {
+    // A third reading ten minutes on moves the watermark past the first two minutes (plus the allowed lateness).
+    const r = await post('/readings', JSON.stringify([{ ...reading(20, 60.1), location: 'harbour', time: minute(0) }, { ...reading(21, 160), location: 'harbour', time: minute(10) }, { ...reading(22, 5), location: 'harbour', time: minute(20) }]), 'application/json', device);
     expect(r).toMatchObject({ status: 202, json: { accepted: 3 } });
     await runtime.idle();
     const alerts = (await (await fetch(`${base}/alerts?location=harbour`)).json()) as Array<Record<string, unknown>>;
     expect(alerts).toEqual([
-      { location: 'harbour', aqi: 235, category: 'Very Unhealthy', pollutant: 'pm25', time: '2026-11-28T11:00:00Z', deviceId: 'd-21' },
-      { location: 'harbour', aqi: 154, category: 'Unhealthy', pollutant: 'pm25', time: '2026-11-28T09:00:00Z', deviceId: 'd-20' },
+      expect.objectContaining({ location: 'harbour', kind: 'category', direction: 'up', aqi: 235, category: 'Very Unhealthy', pollutant: 'pm25', time: minute(11) }),
+      expect.objectContaining({ location: 'harbour', kind: 'category', direction: 'up', aqi: 154, category: 'Unhealthy', pollutant: 'pm25', time: minute(1) }),
     ]);
     const all = (await (await fetch(`${base}/alerts`)).json()) as Array<Record<string, unknown>>;
     expect(all.filter((a) => a.location === 'harbour')).toHaveLength(2);
@@ -116,23 +123,23 @@ describe('POST /readings and GET /alerts', () => {
   });
 
   it('rejects invalid readings with 400 naming each bad field, and accepts the next valid one', async () => {
-    let r = await post('/readings', JSON.stringify([reading(30), { deviceId: 'd-31', location: 'x', time: 'soon', pm25: 'high' }]), 'application/json');
+    let r = await post('/readings', JSON.stringify([reading(30), { deviceId: 'd-31', location: 'x', time: 'soon', pm25: 'high' }]), 'application/json', device);
     expect(r.status).toBe(400);
     expect(r.json.errors).toEqual([
       { index: 1, field: 'time', message: expect.stringMatching(/ISO 8601/) },
       { index: 1, field: 'pm25', message: 'expected a number, got string' },
     ]);
-    r = await post('/readings', '{"deviceId":', 'application/json');
+    r = await post('/readings', '{"deviceId":', 'application/json', device);
     expect(r.status).toBe(400);
     expect(String(r.json.error)).toMatch(/not valid JSON/);
-    r = await post('/readings', 'pm25=3', 'application/x-www-form-urlencoded');
+    r = await post('/readings', 'pm25=3', 'application/x-www-form-urlencoded', device);
     expect(r.status).toBe(415);
-    r = await post('/readings', JSON.stringify(Array.from({ length: 4000 }, (_, n) => reading(n))), 'application/json');
+    r = await post('/readings', JSON.stringify(Array.from({ length: 4000 }, (_, n) => reading(n))), 'application/json', device);
     expect(r.status).toBe(413);
-    r = await post('/readings', JSON.stringify(Array.from({ length: 501 }, (_, n) => reading(n))), 'application/json');
+    r = await post('/readings', JSON.stringify(Array.from({ length: 501 }, (_, n) => reading(n))), 'application/json', device);
     expect(r.status).toBe(400);
     expect(JSON.stringify(r.json.errors)).toMatch(/500/);
-    r = await post('/readings', JSON.stringify(reading(32, 200)), 'application/json');
+    r = await post('/readings', JSON.stringify(reading(32, 200)), 'application/json', device);
     expect(r.status).toBe(202);
   });
 

@@ -12,6 +12,7 @@ import { afterAll, expect, it } from 'vitest';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'petrel-crash-'));
 const children: ChildProcess[] = [];
+const DEVICE_KEY = 'crash-test-device-key';
 
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
@@ -29,7 +30,8 @@ function freePort(): Promise<number> {
 
 async function startRuntime(port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['bin/petrel.js', 'dev', '--port', String(port), '--data-dir', dataDir], {
-    env: { ...process.env, PETREL_LOG_LEVEL: 'error' },
+    // No in-process simulator and no MQTT bridge: only this test's readings reach the runtime.
+    env: { ...process.env, PETREL_LOG_LEVEL: 'error', PETREL_API_KEYS: DEVICE_KEY, PETREL_SIMULATE: '0', PETREL_MQTT_URL: 'mqtt://127.0.0.1:9' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(child);
@@ -64,17 +66,19 @@ it('loses nothing and doubles nothing when killed with SIGKILL mid-stream', asyn
   let sent = 0;
   let failedInFlight = 0;
   let killed = false;
+  // Readings one second apart from an hour ago (the ingest checks them against the clock).
+  const start = Date.now() - 3_600_000;
   const makeBatch = (): Reading[] =>
     Array.from({ length: 5 }, () => {
       const n = sent++;
-      // Every third reading is unhealthy (AQI 163), so it raises an alert.
-      return { deviceId: `d-${n}`, location: `loc-${n % 7}`, time: new Date(Date.UTC(2026, 10, 28, 0, 0, n)).toISOString(), pm25: n % 3 === 0 ? 80 : 5 };
+      // Three of the seven locations are unhealthy (AQI 163), so they raise alerts.
+      return { deviceId: `d-${n}`, location: `loc-${n % 7}`, time: new Date(start + n * 1000).toISOString(), pm25: n % 7 < 3 ? 80 : 5 };
     });
   const sender = async () => {
     while (!killed) {
       const batch = makeBatch();
       try {
-        const response = await fetch(`${base}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+        const response = await fetch(`${base}/readings`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${DEVICE_KEY}` }, body: JSON.stringify(batch) });
         if (response.status === 202) accepted.push(...batch);
         else throw new Error(`unexpected ${response.status}: ${await response.text()}`);
       } catch (error) {
@@ -104,14 +108,17 @@ it('loses nothing and doubles nothing when killed with SIGKILL mid-stream', asyn
   const db = new Database(join(dataDir, 'petrel.db'), { readonly: true });
   const keys = (tbl: string) => (db.prepare('SELECT sk FROM items WHERE tbl = ?').all(tbl) as Array<{ sk: string }>).map((r) => r.sk);
   const stored = new Set(keys('readings'));
-  const alertRows = new Set(keys('alerts'));
-  const raised = (db.prepare("SELECT body FROM events WHERE json_extract(body, '$.type') = 'aq.alert.raised'").all() as Array<{ body: string }>).map((r) => (JSON.parse(r.body) as { data: { key: string } }).data.key);
+  const alertRows = new Set((db.prepare("SELECT pk, sk FROM items WHERE tbl = 'alerts'").all() as Array<{ pk: string; sk: string }>).map((r) => `${r.pk} ${r.sk}`));
+  const raised = (db.prepare("SELECT body FROM events WHERE json_extract(body, '$.type') = 'aq.alert.raised'").all() as Array<{ body: string }>).map((r) => {
+    const { location, key } = (JSON.parse(r.body) as { data: { location: string; key: string } }).data;
+    return `${location} ${key}`;
+  });
   db.close();
 
   const key = (r: Reading) => `${r.time}#${r.deviceId}`;
   const missing = accepted.filter((r) => !stored.has(key(r)));
   expect(missing).toEqual([]);
-  for (const r of accepted.filter((r) => r.pm25 === 80)) expect(alertRows.has(key(r))).toBe(true);
+  for (const location of ['loc-0', 'loc-1', 'loc-2']) expect([...alertRows].some((k) => k.startsWith(`${location} `) && k.endsWith('#category:up:4'))).toBe(true);
   // Each alert event was emitted exactly once, across the crash.
   const counts = new Map<string, number>();
   for (const k of raised) counts.set(k, (counts.get(k) ?? 0) + 1);

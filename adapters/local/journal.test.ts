@@ -69,7 +69,7 @@ function logged(runtime: LocalRuntime, type: string): CloudEvent {
 }
 
 describe('invocation journal', () => {
-  it('keeps the newest `capacity` records and forgets the index entries of the evicted ones', () => {
+  it('keeps the newest `capacity` records, oldest first per event', () => {
     const journal = new InvocationJournal(3);
     for (let i = 1; i <= 5; i++) journal.record({ fn: 'f', event: event(`e${i}`), attempt: 1, result: ok, startedAt: i, durationMs: 1 });
     expect(journal.size).toBe(3);

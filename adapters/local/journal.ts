@@ -4,7 +4,9 @@
  * (an HTTP request or an MQTT message), each with the invocations that handled it.
  *
  * The runtime reports each handler attempt through `LocalRuntimeOptions.onInvoked`; recording it
- * costs one small object and one map entry, and past `capacity` the oldest records are forgotten.
+ * costs one small object in a ring, and past `capacity` the oldest records are overwritten. There
+ * is no index to keep up on that hot path: a journey (a person's click) scans the ring instead,
+ * which takes well under a millisecond at the default capacity.
  * Event payloads are not copied: they are read back from the log, which keeps the newest settled
  * events (`retainEvents`), so a journey older than both shows what is left and says so.
  */
@@ -53,7 +55,6 @@ export const DEFAULT_JOURNAL_CAPACITY = 10_000;
 export class InvocationJournal {
   private readonly ring: Array<InvocationRecord | undefined>;
   private next = 0;
-  private readonly byEvent = new Map<string, InvocationRecord[]>();
 
   constructor(readonly capacity = DEFAULT_JOURNAL_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`journal capacity must be a positive integer, got ${capacity}`);
@@ -82,31 +83,22 @@ export class InvocationJournal {
       durationMs: invocation.durationMs,
       emitted: result.outcome === 'ok' ? result.emitted.map((e) => e.id) : [],
     };
-    const evicted = this.ring[this.next];
-    if (evicted) this.forget(evicted);
     this.ring[this.next] = record;
     this.next = (this.next + 1) % this.capacity;
-    const list = this.byEvent.get(record.eventId);
-    if (list) list.push(record);
-    else this.byEvent.set(record.eventId, [record]);
   };
 
   /** The recorded invocations of one event, oldest first. */
-  invocationsOf(eventId: string): readonly InvocationRecord[] {
-    return this.byEvent.get(eventId) ?? [];
+  invocationsOf(eventId: string): InvocationRecord[] {
+    const found: InvocationRecord[] = [];
+    for (let i = 0; i < this.capacity; i++) {
+      const record = this.ring[(this.next + i) % this.capacity];
+      if (record?.eventId === eventId) found.push(record);
+    }
+    return found;
   }
 
   get size(): number {
     return this.ring[this.next] === undefined ? this.next : this.capacity;
-  }
-
-  private forget(record: InvocationRecord): void {
-    const list = this.byEvent.get(record.eventId);
-    if (!list) return;
-    // Records of one event arrive in time order, so the evicted one is almost always the first.
-    const index = list[0] === record ? 0 : list.indexOf(record);
-    if (index >= 0) list.splice(index, 1);
-    if (list.length === 0) this.byEvent.delete(record.eventId);
   }
 }
 

@@ -1,5 +1,6 @@
 /** `petrel dev [app]`: the app on the embedded runtime. */
 import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -74,7 +75,9 @@ export function registerDev(program: Command): void {
       let bridge: MqttBridge | undefined;
       if (mqttTopicFilters(app).length > 0) {
         try {
-          bridge = MqttBridge.start(runtime, { url: DEFAULT_MQTT_URL, logger });
+          // One persistent session per data dir: it survives restarts, and two dev servers on one broker do not take each other's.
+          const clientId = process.env.PETREL_MQTT_CLIENT_ID ?? `petrel-${app.name}-${createHash('sha256').update(resolve(options.dataDir)).digest('hex').slice(0, 8)}`;
+          bridge = MqttBridge.start(runtime, { url: DEFAULT_MQTT_URL, logger, clientId });
         } catch (error) {
           await runtime.stop();
           throw new CliError(`PETREL_MQTT_URL: ${(error as Error).message}`);

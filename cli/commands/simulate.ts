@@ -41,7 +41,7 @@ export function simulatorKey(dataDir: string, env: NodeJS.ProcessEnv = process.e
   return readFileSync(file, 'utf8').trim();
 }
 
-async function mqttSender(url: string): Promise<{ send: ReadingSender; close: () => Promise<void> }> {
+async function mqttSender(url: string, prefix: string): Promise<{ send: ReadingSender; close: () => Promise<void> }> {
   let client: mqtt.MqttClient;
   try {
     client = await mqtt.connectAsync(url, { clientId: `petrel-simulate-${process.pid}`, reconnectPeriod: 1000, connectTimeout: 5000 });
@@ -50,7 +50,7 @@ async function mqttSender(url: string): Promise<{ send: ReadingSender; close: ()
   }
   return {
     send: async (readings) => {
-      await Promise.all(readings.map((r) => client.publishAsync(`aq/${r.location}/${r.deviceId}`, JSON.stringify(r), { qos: 1 })));
+      await Promise.all(readings.map((r) => client.publishAsync(`${prefix}/${r.location}/${r.deviceId}`, JSON.stringify(r), { qos: 1 })));
     },
     close: () => client.endAsync(),
   };
@@ -64,6 +64,7 @@ interface SimulateOptions {
   url: string;
   transport: string;
   mqttUrl: string;
+  mqttPrefix: string;
   devices: number;
   locations: number;
   rate: number;
@@ -83,6 +84,7 @@ export function registerSimulate(program: Command): void {
     .option('--url <url>', 'the runtime, for --transport http (env PETREL_URL)', DEFAULT_URL)
     .option('--transport <transport>', 'http (POST /readings) or mqtt (topic aq/<location>/<deviceId>)', 'http')
     .option('--mqtt-url <url>', 'the MQTT broker, for --transport mqtt (env PETREL_MQTT_URL)', DEFAULT_MQTT_URL)
+    .option('--mqtt-prefix <prefix>', 'first topic level, for --transport mqtt: topics are <prefix>/<location>/<deviceId>', 'aq')
     .option('--devices <n>', 'sensors', positive('--devices', true), 40)
     .option('--locations <n>', 'locations the sensors are spread over', positive('--locations', true), 5)
     .option('--rate <n>', 'readings per second, over all sensors', positive('--rate', false), 20)
@@ -111,7 +113,7 @@ export function registerSimulate(program: Command): void {
       let send: ReadingSender;
       let close = async () => undefined as void;
       if (options.transport === 'mqtt') {
-        ({ send, close } = await mqttSender(options.mqttUrl));
+        ({ send, close } = await mqttSender(options.mqttUrl, options.mqttPrefix));
       } else {
         const key = simulatorKey(options.dataDir);
         send = httpSender(options.url, options.signed ? (body) => signRequest(key, body) : () => ({ authorization: `Bearer ${key}` }));
@@ -137,14 +139,14 @@ export function registerSimulate(program: Command): void {
           console.error(progressLine(run.progress()));
         }
       }, 1000);
-      const finished = new Promise<void>((resolve) => {
+      let check: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
         if (options.duration) setTimeout(resolve, options.duration * 1000).unref();
-        const check = setInterval(() => refused && resolve(), 200);
-        check.unref();
+        check = setInterval(() => refused && resolve(), 200);
       });
-      await finished;
+      clearInterval(check);
       clearInterval(report);
       await run.stop();
       await close();

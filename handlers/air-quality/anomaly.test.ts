@@ -57,6 +57,18 @@ describe('stuck sensors', () => {
     // Readings 30.. repeat reading 29: the fourth repeat (index 33) makes it stuck, flagged once.
     expect(flags).toEqual([33]);
   });
+
+  it('flags a sensor stuck since before its warm-up ended, once warmed up, and again after it recovers and sticks anew', () => {
+    const state = newSensorState();
+    const flags: number[] = [];
+    const frozen = { pm25: 9.9, pm10: 20.1, no2: 14, o3: 0.02, co: 0.31 };
+    const moving = cleanSeries(10).map((pm25) => ({ ...frozen, pm25 }));
+    [...moving.slice(0, 5), ...Array.from({ length: 25 }, () => frozen), ...moving, ...Array.from({ length: 6 }, () => frozen)].forEach((v, i) => {
+      for (const a of detectReading(state, i * MINUTE, v) ?? []) if (a.kind === 'stuck') flags.push(i);
+    });
+    // Warm-up ends with reading 21 (index 20); the second run of repeats begins at index 40.
+    expect(flags).toEqual([20, 44]);
+  });
 });
 
 describe('duplicates and order', () => {

@@ -134,6 +134,8 @@ export interface SensorState {
   /** The last reading's pollutant values, and how many readings in a row repeated them. */
   lastValues?: string;
   repeats: number;
+  /** This run of repeats was flagged already. */
+  stuck?: boolean;
 }
 
 export function newSensorState(): SensorState {
@@ -196,8 +198,12 @@ export function detectReading(state: SensorState, timeMs: number, values: Pollut
   const signature = JSON.stringify(present.map((p) => values[p]));
   state.repeats = signature === state.lastValues ? state.repeats + 1 : 0;
   state.lastValues = signature;
-  // Flag once, when the run reaches the length that makes it stuck.
-  if (warmedUp && state.repeats === stuckRepeatsNeeded(present.length, options)) anomalies.push({ kind: 'stuck', score: state.repeats });
+  if (state.repeats === 0) delete state.stuck;
+  // Flag once per run, as soon as it is long enough and the sensor is past its warm-up.
+  if (warmedUp && !state.stuck && state.repeats >= stuckRepeatsNeeded(present.length, options)) {
+    state.stuck = true;
+    anomalies.push({ kind: 'stuck', score: state.repeats });
+  }
   return anomalies;
 }
 

@@ -11,7 +11,7 @@
  *   AQ_ALERT_COOLDOWN_S    1800    the same alert is not raised again within this time (event time)
  *   AQ_RETENTION_DAYS      7       readings and windows are kept this long
  *   AQ_IDLE_TICK           1       0: no per-minute tick finalizing windows of locations that fell silent
- *   AQ_MQTT_TOPIC          aq/+/+  topic filter of device readings (aq/<location>/<deviceId>)
+ *   AQ_MQTT_TOPIC          aq/+/+  topic filter of device readings, <prefix>/<location>/<deviceId>
  *   AQ_WEBHOOK_URLS                comma-separated webhook subscribers, besides POST /subscriptions
  *   AQ_WEBHOOK_SECRET              the HMAC secret for AQ_WEBHOOK_URLS (required with them)
  */
@@ -95,6 +95,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AirQualityC
   for (const url of urls) {
     if (!isWebhookUrl(url)) throw new ConfigError(`AQ_WEBHOOK_URLS: "${redactUrl(url)}" is not an http(s) URL`);
   }
+  const mqttTopic = env.AQ_MQTT_TOPIC || DEFAULT_CONFIG.mqttTopic;
+  if (!/^[^+#/]+\/\+\/\+$/.test(mqttTopic)) throw new ConfigError(`AQ_MQTT_TOPIC must be <prefix>/+/+ (the levels name the location and the device), got "${mqttTopic}"`);
   return airQualityConfig({
     maxFutureMs: seconds('AQ_MAX_FUTURE_S', DEFAULT_CONFIG.maxFutureMs),
     maxAgeMs: seconds('AQ_MAX_AGE_S', DEFAULT_CONFIG.maxAgeMs, 60),
@@ -105,7 +107,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AirQualityC
     cooldownMs: seconds('AQ_ALERT_COOLDOWN_S', DEFAULT_CONFIG.cooldownMs),
     retentionMs: number('AQ_RETENTION_DAYS', DEFAULT_CONFIG.retentionMs / 86_400_000, 1) * 86_400_000,
     idleTick: env.AQ_IDLE_TICK !== '0',
-    mqttTopic: env.AQ_MQTT_TOPIC || DEFAULT_CONFIG.mqttTopic,
+    mqttTopic,
     webhooks: urls.map((url) => configuredSubscriber(url, secret)),
   });
 }

@@ -9,10 +9,16 @@ import { WINDOW_SIZES, windowKey } from './windowing.js';
 export function listLocations() {
   return fn({
     trigger: http('GET', '/locations'),
-    uses: { locations: 'read' },
+    uses: { locations: 'read', windows: 'read' },
     handler: async (_event, ctx) => {
       const entries = await ctx.tables.locations.query(ALL);
-      return { body: entries.map(({ scope: _scope, ...entry }) => entry) };
+      const latest = await Promise.all(entries.map((e) => ctx.tables.windows.query(String(e.location), { sortKey: { beginsWith: '1m#' }, reverse: true, limit: 1 })));
+      return {
+        body: entries.map(({ scope: _scope, location, ...state }, i) => {
+          const minute = latest[i][0];
+          return { location, ...(minute ? { time: minute.start, aqi: minute.aqi, category: minute.category, color: minute.color, pollutant: minute.pollutant, readings: minute.readings } : {}), ...state };
+        }),
+      };
     },
   });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_BATCH, parseReadings, readingSchema, type Reading } from './reading.js';
+import { describeDuration, MAX_BATCH, parseReadings, readingSchema, type Reading } from './reading.js';
 
 const valid: Reading = {
   deviceId: 'd-001',
@@ -224,5 +224,37 @@ describe('bodies that are not readings give one clear error', () => {
       ok: false,
       errors: [{ field: 'body', message: `expected a reading object or an array of readings, got ${type}` }],
     });
+  });
+});
+
+describe('clock-skew bounds', () => {
+  const now = Date.parse('2026-11-28T10:00:00Z');
+  const bounds = { now, maxFutureMs: 5 * 60_000, maxAgeMs: 24 * 3_600_000 };
+
+  it('accepts readings up to the bounds', () => {
+    const times = ['2026-11-28T10:05:00Z', '2026-11-27T10:00:00Z', '2026-11-28T11:04:00+01:00'];
+    expect(parseReadings(times.map((time) => withFields({ time })), bounds).ok).toBe(true);
+  });
+
+  it('rejects a reading too far ahead, naming the skew and the bound', () => {
+    expect(parseReadings(withFields({ time: '2026-11-28T10:07:30Z' }), bounds)).toEqual({
+      ok: false,
+      errors: [{ field: 'time', message: 'is 450 seconds ahead of the server clock; at most 5 minutes is accepted (is the device clock set?)' }],
+    });
+  });
+
+  it('rejects a reading older than the bound, with its index in a batch', () => {
+    expect(parseReadings([valid, withFields({ time: '2026-11-27T09:59:59Z' })].map((r) => ({ ...r, time: r.time === valid.time ? '2026-11-28T09:59:00Z' : r.time })), bounds)).toEqual({
+      ok: false,
+      errors: [{ index: 1, field: 'time', message: 'is older than 24 hours; readings that old are not accepted' }],
+    });
+  });
+
+  it('is not applied without bounds (events already accepted, replays)', () => {
+    expect(parseReadings(withFields({ time: '2001-01-01T00:00:00Z' })).ok).toBe(true);
+  });
+
+  it('writes durations as people do', () => {
+    expect([describeDuration(300_000), describeDuration(3_600_000), describeDuration(86_400_000), describeDuration(1000), describeDuration(90_000)]).toEqual(['5 minutes', '1 hour', '24 hours', '1 second', '90 seconds']);
   });
 });

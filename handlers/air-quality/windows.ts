@@ -64,7 +64,9 @@ export function windows(config: AirQualityConfig) {
     ordered: true,
     handler: async (event, ctx) => {
       const location = event.type === LOCATION_TICK ? String((event.data as { location: string }).location) : (event.data as AssessedReading).reading.location;
-      const state = ((await ctx.tables.windowState.get({ location })) as WindowState | undefined) ?? { location, tooLate: 0, alert: newAlertState() };
+      const stored = (await ctx.tables.windowState.get({ location })) as WindowState | undefined;
+      const state: WindowState = stored ?? { location, tooLate: 0, alert: newAlertState() };
+      const entry = stored && JSON.stringify(locationEntry(stored));
       if (event.type === LOCATION_TICK) {
         const now = Number((event.data as { now: number }).now);
         if (state.lastIngest === undefined || now - state.lastIngest <= config.allowedLatenessMs) return;
@@ -78,6 +80,7 @@ export function windows(config: AirQualityConfig) {
         if (state.finalizedThrough !== undefined && minute <= state.finalizedThrough) {
           state.tooLate++;
           await ctx.tables.windowState.put(state);
+          await ctx.tables.locations.put(locationEntry(state));
           return;
         }
         state.firstMinute = Math.min(state.firstMinute ?? minute, minute);
@@ -86,7 +89,7 @@ export function windows(config: AirQualityConfig) {
       }
       await finalize(ctx, state, config);
       await ctx.tables.windowState.put(state);
-      await updateLocation(ctx, state);
+      if (JSON.stringify(locationEntry(state)) !== entry) await ctx.tables.locations.put(locationEntry(state));
     },
   });
 }
@@ -195,20 +198,19 @@ function deviceMeans(readings: Item[]): Map<string, PollutantValues> {
   return new Map([...sums].map(([device, own]) => [device, Object.fromEntries(Object.entries(own).map(([p, [sum, count]]) => [p, sum / count])) as PollutantValues]));
 }
 
-/** The location's entry in `locations`: latest minute's AQI and the category its alerts hold. */
-async function updateLocation(ctx: WindowContext, state: WindowState): Promise<void> {
-  const latest = await ctx.tables.windows.query(state.location, { sortKey: { beginsWith: '1m#' }, reverse: true, limit: 1 });
-  const minute = latest[0];
-  const current = await ctx.tables.locations.get({ scope: ALL, location: state.location });
-  const entry = {
+/**
+ * The location's entry in `locations` (what GET /locations and the tick list): written when it
+ * first appears and when finalizing changes it, not per reading; the latest minute's AQI is read
+ * from `windows` when asked for.
+ */
+function locationEntry(state: WindowState): Item {
+  return {
     scope: ALL,
     location: state.location,
-    ...(minute ? { time: minute.start, aqi: minute.aqi, category: minute.category, color: minute.color, pollutant: minute.pollutant, readings: minute.readings } : {}),
     ...(state.alert.level ? { alertLevel: state.alert.level } : {}),
-    finalizedThrough: state.finalizedThrough === undefined ? undefined : iso(state.finalizedThrough + MINUTE_MS),
+    ...(state.finalizedThrough === undefined ? {} : { finalizedThrough: iso(state.finalizedThrough + MINUTE_MS) }),
     tooLate: state.tooLate,
   };
-  if (JSON.stringify(current) !== JSON.stringify(JSON.parse(JSON.stringify(entry)))) await ctx.tables.locations.put(entry);
 }
 
 /** Once a minute: a tick per known location, so locations that fell silent finalize their windows. */

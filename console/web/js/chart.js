@@ -12,6 +12,7 @@ const Y_TOPS = [100, 150, 200, 300, 400, 500];
 const Y_TICKS = [0, 50, 100, 150, 200, 300, 400, 500];
 const TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60];
 const MINUTE_MS = 60_000;
+const MIN_RANGE_MS = 5 * MINUTE_MS;
 
 export class AqiChart {
   constructor(element) {
@@ -20,7 +21,10 @@ export class AqiChart {
     new ResizeObserver(() => this.render()).observe(element);
   }
 
-  /** readings: GET /readings items; windows: GET /windows?size=1 items; message: shown instead when set. */
+  /**
+   * readings: GET /readings items; windows: GET /windows?size=1 items; rangeMs: the most to show
+   * (less while the data is younger, down to 5 minutes); message: shown instead when set.
+   */
   update(data) {
     this.data = { ...this.data, ...data };
     this.render();
@@ -30,10 +34,12 @@ export class AqiChart {
     const width = this.element.clientWidth;
     const height = this.element.clientHeight;
     if (!width || !height) return;
-    const { readings, windows, rangeMs, message } = this.data;
+    const { readings, windows, message } = this.data;
     const plotW = width - MARGIN.left - MARGIN.right;
     const plotH = height - MARGIN.top - MARGIN.bottom;
     const latest = Math.max(Date.now(), ...readings.map((r) => Date.parse(r.time)), ...windows.map((w) => Date.parse(w.end)));
+    const earliest = Math.min(...readings.map((r) => Date.parse(r.time)), ...windows.map((w) => Date.parse(w.start)));
+    const rangeMs = Math.min(this.data.rangeMs, Math.max(MIN_RANGE_MS, latest - earliest + 1.5 * MINUTE_MS));
     const x0 = latest - rangeMs;
     const highest = Math.max(0, ...readings.map((r) => r.aqi ?? 0), ...windows.map((w) => w.aqi ?? 0));
     const yTop = Y_TOPS.find((top) => top >= highest + 5) ?? 500;

@@ -65,12 +65,16 @@ export class CityView {
   }
 
   update(locations) {
-    this.locations = [...locations].sort((a, b) => String(a.location).localeCompare(String(b.location)));
+    // Redrawn only when something changed, so a click is never lost to a redraw under the pointer.
+    const sorted = [...locations].sort((a, b) => String(a.location).localeCompare(String(b.location)));
+    if (JSON.stringify(sorted) === JSON.stringify(this.locations)) return;
+    this.locations = sorted;
     this.renderMap();
     this.renderList();
   }
 
   select(name) {
+    if (name === this.selected) return;
     this.selected = name;
     this.renderMap();
     this.renderList();
@@ -84,7 +88,7 @@ export class CityView {
     const markers = this.locations.map((entry) => {
       const [fx, fy] = places.get(entry.location);
       const x = Math.round(Math.min(width - RADIUS - 4, Math.max(RADIUS + 4, fx * width)));
-      const y = Math.round(Math.min(height - RADIUS - 34, Math.max(RADIUS + 4, fy * height)));
+      const y = Math.round(Math.min(height - RADIUS - 38, Math.max(RADIUS + 8, fy * height)));
       const category = typeof entry.aqi === 'number' ? categoryOf(entry.aqi) : NO_DATA;
       const selected = entry.location === this.selected;
       const title = typeof entry.aqi === 'number'

@@ -52,14 +52,6 @@ export function minute(time) {
   return minuteFormat.format(new Date(time));
 }
 
-/** "12 s ago", "3 min ago", "2 h ago". */
-export function ago(time, now = Date.now()) {
-  const seconds = Math.max(0, Math.round((now - new Date(time).getTime()) / 1000));
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
-  return `${Math.floor(seconds / 3600)} h ago`;
-}
-
 /** A duration: "0.42 ms", "38 ms", "1.25 s"; "–" when unknown. */
 export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '–';
@@ -70,8 +62,11 @@ export function duration(ms) {
 }
 
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const smallNumberFormat = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
 
+/** A figure for people: one decimal at most, three significant digits below 1 (ppm values). */
 export function number(n) {
+  if (typeof n === 'number' && Math.abs(n) < 1 && n !== 0) return smallNumberFormat.format(n);
   return n === null || n === undefined ? '–' : numberFormat.format(n);
 }
 

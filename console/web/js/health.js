@@ -3,7 +3,7 @@
  * (GET /admin/dead-letters) with a Redrive button each and Redrive all.
  */
 import { postJson } from './api.js';
-import { ago, clock, duration, h, number, replace, s, shortId } from './dom.js';
+import { clock, duration, h, number, replace, s, shortId } from './dom.js';
 
 const HISTORY = 150; // samples: 5 minutes at one per 2 s
 
@@ -70,6 +70,10 @@ export class DeadLetterView {
   }
 
   update(letters) {
+    // Redrawn only when the list changed, so a click is never lost to a redraw under the pointer.
+    const signature = letters.map((l) => l.id).join();
+    if (signature === this.signature) return;
+    this.signature = signature;
     this.letters = letters;
     this.count.textContent = String(letters.length);
     this.redriveAll.disabled = letters.length === 0;
@@ -92,7 +96,7 @@ export class DeadLetterView {
           h('span', { class: 'dead-type', text: letter.event.type }),
           h('span', { class: 'muted', title: letter.event.id, text: `event ${shortId(letter.event.id)}` })),
         h('div', { class: 'dead-error', title: last ? `${last.error.name}: ${last.error.message}` : '', text: last ? `${last.error.name}: ${last.error.message}` : 'no attempt recorded' }),
-        h('div', { class: 'dead-meta muted', text: `${letter.attempts.length} attempt${letter.attempts.length === 1 ? '' : 's'} · dead at ${clock(letter.deadAt)} (${ago(letter.deadAt)})` })),
+        h('div', { class: 'dead-meta muted', text: `${letter.attempts.length} attempt${letter.attempts.length === 1 ? '' : 's'} · dead at ${clock(letter.deadAt)}` })),
       button);
   }
 

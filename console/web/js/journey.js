@@ -6,7 +6,7 @@
  */
 import { getJson, query } from './api.js';
 import { categoryNamed } from './aqi.js';
-import { clock, duration, h, pollutantName, replace, shortId } from './dom.js';
+import { clock, duration, h, number, pollutantName, replace, shortId } from './dom.js';
 
 const POLLUTANTS = ['pm25', 'pm10', 'o3', 'no2', 'co'];
 const UNITS = { pm25: 'µg/m³', pm10: 'µg/m³', o3: 'ppm', no2: 'ppb', co: 'ppm' };
@@ -114,7 +114,7 @@ function readingCard(steps) {
     h('h3', { text: 'Reading' }),
     h('dl', { class: 'facts' },
       fact('Sensor', reading.deviceId), fact('Location', reading.location), fact('Time', `${clock(reading.time)}`),
-      ...values.map((p) => fact(pollutantName(p), `${reading[p]} ${UNITS[p]}`)),
+      ...values.map((p) => fact(pollutantName(p), `${number(reading[p])} ${UNITS[p]}`)),
       assessed ? fact('AQI', String(assessed.event.data.aqi)) : null));
 }
 
