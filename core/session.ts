@@ -49,12 +49,13 @@ export class TableSession {
     };
     const write = async (pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined) => {
       const id = writeKey(name, pk, sk);
-      const existing = await current(pk, sk);
-      if (!conditionHolds(existing, options)) {
+      const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
+      // An unconditional write needs no read of the stored item.
+      const existing = conditional ? await current(pk, sk) : undefined;
+      if (conditional && !conditionHolds(existing, options)) {
         throw new ConditionFailedError(`table "${name}": condition failed for key ${JSON.stringify(sk === '' ? [pk] : [pk, sk])}`);
       }
       const previous = this.buffered.get(id);
-      const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
       const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
       const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
       this.buffered.set(id, { table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });

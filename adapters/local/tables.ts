@@ -5,11 +5,13 @@
  */
 import { ConditionFailedError, type Item, type KeyValue, type QueryOptions } from '../../core/ports.js';
 import { isExpired, stillExpected, TableSession as BufferedTables } from '../../core/session.js';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 
 const MAX_SORT = '\u{10FFFF}';
 
 export class SqliteTables {
+  private readonly queries = new Map<string, Statement>();
   private readonly getStmt;
   private readonly putStmt;
   private readonly deleteStmt;
@@ -48,7 +50,14 @@ export class SqliteTables {
       params.push(c.beginsWith, c.beginsWith + MAX_SORT);
     }
     const sql = `SELECT item FROM items WHERE ${where.join(' AND ')} ORDER BY sk ${options.reverse ? 'DESC' : 'ASC'}${limit ? ` LIMIT ${Math.floor(limit)}` : ''}`;
-    return (this.db.prepare(sql).all(...params) as Array<{ item: string }>).map((row) => JSON.parse(row.item) as Item);
+    return (this.statement(sql).all(...params) as Array<{ item: string }>).map((row) => JSON.parse(row.item) as Item);
+  }
+
+  /** Queries come in a few shapes only: each is prepared once. */
+  private statement(sql: string): Statement {
+    let statement = this.queries.get(sql);
+    if (!statement) this.queries.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
   }
 
   write(table: string, pk: KeyValue, sk: KeyValue, item: Item | undefined, expires: number | null): void {
@@ -71,7 +80,8 @@ export class TableSession extends BufferedTables {
   /** Inside the commit transaction: re-checks conditional writes against committed state, then writes. */
   apply(): void {
     for (const w of this.writes) {
-      if (!stillExpected(w, this.tables.get(w.table, w.pk, w.sk))) {
+      // Only conditional writes carry an expectation; the others need no read.
+      if (w.expected !== undefined && !stillExpected(w, this.tables.get(w.table, w.pk, w.sk))) {
         throw new ConditionFailedError(`table "${w.table}": item changed by a concurrent invocation`);
       }
     }
