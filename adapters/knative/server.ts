@@ -27,6 +27,7 @@ import { failureOutcome, invoke, objectCreatedEvent, observeEmitted, type Invoca
 import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.js';
 import type { TableSession } from '../../core/session.js';
 import { BindingError, toCloudEvents } from '../http/binding.js';
+import { HttpServer } from '../http/server.js';
 import { errorBody, errorStatus } from '../http/ingress.js';
 import { PromMetrics } from '../http/metrics.js';
 import { ObjectStoreBucket } from '../nats/bucket.js';
@@ -79,7 +80,7 @@ export class KnativeFunction {
   private inFlight = 0;
   private listening = false;
   private draining = false;
-  private server?: Server;
+  private http?: HttpServer;
   private stopping?: Promise<void>;
   private idleWaiters: Array<() => void> = [];
   private readonly shutdown = new AbortController();
@@ -134,31 +135,21 @@ export class KnativeFunction {
   }
 
   /** Serves on `port` (0 picks a free one); ready once listening. */
-  listen(port: number, host = '0.0.0.0'): Promise<Server> {
-    return new Promise((resolve, reject) => {
-      const server = this.handler().listen(port, host);
-      server.once('listening', () => {
-        this.server = server;
-        this.listening = true;
-        resolve(server);
-      });
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use; set PORT to another port`) : error);
-      });
-    });
+  async listen(port: number, host = '0.0.0.0'): Promise<Server> {
+    this.http = await HttpServer.listen(this.handler(), port, host);
+    this.listening = true;
+    return this.http.server;
   }
 
   /** Drains: not ready, no new events (503), in-flight ones finish (aborted after the drain timeout), then closes. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
-      const closed = this.server ? new Promise((resolve) => this.server!.close(resolve)) : Promise.resolve();
-      this.server?.closeIdleConnections();
+      this.http?.stopAccepting();
       const abort = setTimeout(() => this.shutdown.abort(new Error('drain timed out')), this.options.drainTimeoutMs ?? 10_000);
       if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       clearTimeout(abort);
-      this.server?.closeAllConnections();
-      await closed;
+      await this.http?.close();
       await this.options.stores.close();
     })();
     return this.stopping;

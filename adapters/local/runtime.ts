@@ -15,6 +15,7 @@ import { eventKey, type CloudEvent } from '../../core/event.js';
 import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
 import { createIngress, type IngressOptions } from '../http/ingress.js';
+import { HttpServer } from '../http/server.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
 import { Consumer } from './consumer.js';
@@ -50,7 +51,7 @@ export class LocalRuntime implements IngressTarget {
   private readonly consumers: Consumer[];
   private readonly shutdown = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
-  private server?: Server;
+  private http?: HttpServer;
   private readonly eventListeners = new Map<string, Set<(event: CloudEvent) => void>>();
   private unwatchLog?: () => void;
   private watchedSeq = 0;
@@ -110,19 +111,10 @@ export class LocalRuntime implements IngressTarget {
   }
 
   /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
-  listen(port: number, host = '127.0.0.1', ingressOptions: IngressOptions['extend'] | Omit<IngressOptions, 'logger'> = {}): Promise<Server> {
+  async listen(port: number, host = '127.0.0.1', ingressOptions: IngressOptions['extend'] | Omit<IngressOptions, 'logger'> = {}): Promise<Server> {
     const extra = typeof ingressOptions === 'function' ? { extend: ingressOptions } : ingressOptions;
-    const ingress = createIngress(this, { logger: this.options.logger, ...extra });
-    return new Promise((resolve, reject) => {
-      const server = ingress.listen(port, host);
-      server.once('listening', () => {
-        this.server = server;
-        resolve(server);
-      });
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use; set PORT to another port`) : error);
-      });
-    });
+    this.http = await HttpServer.listen(createIngress(this, { logger: this.options.logger, ...extra }), port, host);
+    return this.http.server;
   }
 
   publish(events: CloudEvent[]): Promise<void> {
@@ -220,15 +212,13 @@ export class LocalRuntime implements IngressTarget {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
-      const closed = this.server ? new Promise((resolve) => this.server!.close(resolve)) : Promise.resolve();
-      this.server?.closeIdleConnections();
+      this.http?.stopAccepting();
       const abort = setTimeout(() => this.shutdown.abort(new Error('runtime stopping')), this.options.drainTimeoutMs);
       await Promise.all(this.consumers.map((c) => c.stop()));
       clearTimeout(abort);
       this.shutdown.abort(new Error('runtime stopped'));
       await this.ctx.commit.drain();
-      this.server?.closeAllConnections();
-      await closed;
+      await this.http?.close();
       this.db.close();
     })();
     return this.stopping;

@@ -21,6 +21,7 @@ import { eventKey, type CloudEvent } from '../../core/event.js';
 import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
 import { createIngress, type IngressOptions } from '../http/ingress.js';
+import { HttpServer } from '../http/server.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
 import { PgStore, redact } from '../postgres/store.js';
@@ -60,7 +61,7 @@ export class NatsRuntime implements IngressTarget {
   private readonly shutdown = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
   private deadLetterCounts: Record<string, number> = {};
-  private server?: Server;
+  private http?: HttpServer;
   private stopping?: Promise<void>;
 
   private constructor(
@@ -158,18 +159,9 @@ export class NatsRuntime implements IngressTarget {
   }
 
   /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
-  listen(port: number, host = '127.0.0.1', extend?: IngressOptions['extend']): Promise<Server> {
-    const ingress = createIngress(this, { logger: this.options.logger, extend });
-    return new Promise((resolve, reject) => {
-      const server = ingress.listen(port, host);
-      server.once('listening', () => {
-        this.server = server;
-        resolve(server);
-      });
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use; set PORT to another port`) : error);
-      });
-    });
+  async listen(port: number, host = '127.0.0.1', extend?: IngressOptions['extend']): Promise<Server> {
+    this.http = await HttpServer.listen(createIngress(this, { logger: this.options.logger, extend }), port, host);
+    return this.http.server;
   }
 
   /** Resolves once every event is in the stream (after its PubAck). */
@@ -216,15 +208,13 @@ export class NatsRuntime implements IngressTarget {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
-      const closed = this.server ? new Promise((resolve) => this.server!.close(resolve)) : Promise.resolve();
-      this.server?.closeIdleConnections();
+      this.http?.stopAccepting();
       const abort = setTimeout(() => this.shutdown.abort(new Error('runtime stopping')), this.options.drainTimeoutMs);
       await Promise.all(this.workers.map((w) => w.stop()));
       clearTimeout(abort);
       this.shutdown.abort(new Error('runtime stopped'));
       await this.ctx.outboxes.drain();
-      this.server?.closeAllConnections();
-      await closed;
+      await this.http?.close();
       await this.nc.drain().catch(() => undefined);
       await this.ctx.pg?.close();
     })();
@@ -238,8 +228,7 @@ export class NatsRuntime implements IngressTarget {
   crash(): Promise<void> {
     this.stopping ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
-      this.server?.closeAllConnections();
-      this.server?.close();
+      void this.http?.close();
       await this.nc.close().catch(() => undefined);
       this.shutdown.abort(new Error('runtime crashed'));
       await Promise.all(this.workers.map((w) => w.stop()));
