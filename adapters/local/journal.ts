@@ -107,16 +107,8 @@ export interface EventLogReader {
   events(afterSeq: number, limit: number): Array<{ seq: number; event: CloudEvent }>;
 }
 
-export interface JourneyInvocation {
-  fn: string;
-  attempt: number;
-  outcome: Outcome;
-  error?: string;
-  /** Epoch ms (fractional). */
-  startedAt: number;
-  durationMs: number;
-  emitted: string[];
-}
+/** An invocation as a journey shows it: the record without the event it handled. */
+export type JourneyInvocation = Pick<InvocationRecord, 'fn' | 'attempt' | 'outcome' | 'error' | 'startedAt' | 'durationMs' | 'emitted'>;
 
 export interface JourneyStep {
   /** The event, with its data when it is still in the log (else its attributes only). */
