@@ -18,8 +18,12 @@ async function post(app: TestApp, path: string, body: unknown, headers: Record<s
   return { status: response.status, body: (await response.json().catch(() => undefined)) as Record<string, unknown> };
 }
 
-/** Readings of `devices` sensors at `location`, one a minute each, over `minutes` minutes ending a minute ago. */
-function series(location: string, devices: number, minutes: number, pm25: (minute: number, device: number) => number, end = Date.now() - MINUTE): Reading[] {
+/**
+ * Readings of `devices` sensors at `location`, one a minute each, over `minutes` minutes ending a
+ * minute ago. Each minute's readings sit 10-13 s into it, so the devices' few seconds apart never
+ * spill into the next minute, whatever the clock says when the test runs.
+ */
+function series(location: string, devices: number, minutes: number, pm25: (minute: number, device: number) => number, end = Math.floor((Date.now() - MINUTE) / MINUTE) * MINUTE + 10_000): Reading[] {
   const readings: Reading[] = [];
   for (let m = minutes - 1; m >= 0; m--) {
     for (let d = 0; d < devices; d++) readings.push({ deviceId: `${location}-${d}`, location, time: new Date(end - m * MINUTE + d * 1000).toISOString(), pm25: pm25(minutes - 1 - m, d) });
