@@ -94,6 +94,12 @@ export type Trigger = HttpTrigger | EventTrigger | ObjectCreatedTrigger | Schedu
 
 export function http(method: HttpMethod, path: string, options: { auth?: 'device' } = {}): HttpTrigger {
   if (!path.startsWith('/')) throw new AppDefinitionError(`http trigger path must start with "/", got "${path}"`);
+  // What every ingress can match (core/http.ts matchRoute): no wildcards or optional parts.
+  for (const segment of path.split('/')) {
+    if (/[*?{}()+]/.test(segment) || (segment.startsWith(':') && !/^:[A-Za-z_$][\w$]*$/.test(segment))) {
+      throw new AppDefinitionError(`http trigger path "${path}": only literal segments and ":name" parameters are supported`);
+    }
+  }
   if (options.auth !== undefined && options.auth !== 'device') throw new AppDefinitionError(`http trigger auth must be "device", got "${String(options.auth)}"`);
   return { kind: 'http', method, path, ...(options.auth ? { auth: options.auth } : {}) };
 }
@@ -256,7 +262,13 @@ export interface FunctionOptions<U extends Record<string, Access>, D = unknown> 
   timeoutMs?: number;
   /** Invocations of this function at once; default 16. */
   concurrency?: number;
-  /** Deliver events with the same `partitionkey` one at a time, in order. */
+  /**
+   * Deliver events with the same `partitionkey` one at a time, in order (each sees the table
+   * writes of the ones before it). Partitions run side by side, so events of different keys may
+   * be handled in another order than they arrived; the embedded runtime runs a busy partition's
+   * waiting events back to back and commits them together, so one key can run up to 100 events
+   * ahead of another.
+   */
   ordered?: boolean;
   handler: Handler<U, D>;
 }

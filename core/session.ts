@@ -27,38 +27,78 @@ export interface BufferedWrite {
 }
 
 export class TableSession {
-  private readonly buffered = new Map<string, BufferedWrite>();
+  /** Writes by table, partition key and sort key; the last write to a key wins. */
+  private readonly buffered = new Map<string, Map<KeyValue, Map<KeyValue, BufferedWrite>>>();
+  /** The specs of the tables written: a query merges committed items by their sort key. */
+  private readonly specs = new Map<string, TableSpec>();
+  private count = 0;
 
+  /**
+   * @param committed what the attempt reads under its own writes: the store, or (see `asBase`)
+   * the writes of earlier attempts that will commit in the same transaction.
+   */
   constructor(private readonly committed: CommittedTables) {}
 
-  /** The attempt's writes, one per key (the last one wins). */
-  get writes(): IterableIterator<BufferedWrite> {
-    return this.buffered.values();
+  /** The attempt's writes, one per key. */
+  *writes(): IterableIterator<BufferedWrite> {
+    for (const partitions of this.buffered.values()) for (const items of partitions.values()) yield* items.values();
   }
 
   get size(): number {
-    return this.buffered.size;
+    return this.count;
+  }
+
+  /**
+   * Takes in a later attempt's writes, as if they had been made here: how an ordered batch
+   * gathers its attempts' writes, to read them (`asBase`) and to commit them as one. A key
+   * written before keeps the condition it was first written under (the later attempt checked
+   * its own against these writes, which hold by construction).
+   */
+  absorb(later: TableSession): void {
+    for (const [name, spec] of later.specs) this.specs.set(name, spec);
+    for (const w of later.writes()) {
+      const previous = this.find(w.table, w.pk, w.sk);
+      this.put(previous ? { ...w, expected: previous.expected } : w);
+    }
+  }
+
+  /**
+   * These writes over what they were made on, as the committed view of a later attempt that
+   * commits in the same transaction. Items are copies: the later attempt may change what it reads.
+   */
+  asBase(): CommittedTables {
+    return {
+      get: (table, pk, sk) => {
+        const buffered = this.find(table, pk, sk);
+        return buffered ? structuredClone(live(buffered)) : this.committed.get(table, pk, sk);
+      },
+      query: async (table, pk, options) => {
+        const mine = this.buffered.get(table)?.get(pk);
+        if (!mine) return this.committed.query(table, pk, options);
+        return structuredClone(await this.query(table, this.specs.get(table)!, pk, options));
+      },
+    };
   }
 
   table(name: string, spec: TableSpec): Table {
     const key = (item: Item) => keyOf(item, spec.partitionKey, spec.sortKey, name);
     const current = async (pk: KeyValue, sk: KeyValue): Promise<Item | undefined> => {
-      const buffered = this.buffered.get(writeKey(name, pk, sk));
+      const buffered = this.find(name, pk, sk);
       if (buffered) return live(buffered);
       return this.committed.get(name, pk, sk);
     };
     const write = async (pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined) => {
-      const id = writeKey(name, pk, sk);
       const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
       // An unconditional write needs no read of the stored item.
       const existing = conditional ? await current(pk, sk) : undefined;
       if (conditional && !conditionHolds(existing, options)) {
         throw new ConditionFailedError(`table "${name}": condition failed for key ${JSON.stringify(sk === '' ? [pk] : [pk, sk])}`);
       }
-      const previous = this.buffered.get(id);
+      const previous = this.find(name, pk, sk);
       const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
       const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
-      this.buffered.set(id, { table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
+      this.specs.set(name, spec);
+      this.put({ table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
     };
     return {
       get: async (k) => {
@@ -77,13 +117,26 @@ export class TableSession {
     };
   }
 
+  private find(table: string, pk: KeyValue, sk: KeyValue): BufferedWrite | undefined {
+    return this.buffered.get(table)?.get(pk)?.get(sk);
+  }
+
+  private put(write: BufferedWrite): void {
+    let partitions = this.buffered.get(write.table);
+    if (!partitions) this.buffered.set(write.table, (partitions = new Map()));
+    let items = partitions.get(write.pk);
+    if (!items) partitions.set(write.pk, (items = new Map()));
+    if (!items.has(write.sk)) this.count++;
+    items.set(write.sk, write);
+  }
+
   private async query(name: string, spec: TableSpec, pk: KeyValue, options: QueryOptions): Promise<Item[]> {
-    const mine = [...this.buffered.values()].filter((w) => w.table === name && w.pk === pk);
-    if (mine.length === 0) return this.committed.query(name, pk, options);
-    // Overlay this attempt's writes on the committed rows, then order and limit.
+    const mine = this.buffered.get(name)?.get(pk);
+    if (!mine) return this.committed.query(name, pk, options);
+    // Overlay these writes on the committed rows, then order and limit.
     const rows = new Map<KeyValue, Item | undefined>();
     for (const item of await this.committed.query(name, pk, { ...options, limit: undefined })) rows.set(keyOf(item, spec.partitionKey, spec.sortKey, name)[1], item);
-    for (const w of mine) rows.set(w.sk, live(w));
+    for (const w of mine.values()) rows.set(w.sk, live(w));
     const sorted = [...rows.entries()].filter(([sk, item]) => item !== undefined && sortKeyMatches(sk, options)).sort(([a], [b]) => compareKeys(a, b));
     if (options.reverse) sorted.reverse();
     const items = sorted.map(([, item]) => item as Item);
@@ -103,10 +156,6 @@ export function isExpired(expires: number | null, nowMs = Date.now()): boolean {
 /** A buffered write's item as a reader sees it: absent once its TTL has passed. */
 function live(write: BufferedWrite): Item | undefined {
   return isExpired(write.expires) ? undefined : write.item;
-}
-
-function writeKey(table: string, pk: KeyValue, sk: KeyValue): string {
-  return JSON.stringify([table, pk, sk]);
 }
 
 /** The one key order of every store: numbers (numerically) before strings (by code unit). */

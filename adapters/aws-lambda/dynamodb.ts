@@ -380,7 +380,7 @@ export class DynamoSession {
 
   /** The writes to commit, one per key. */
   planned(): PlannedWrite[] {
-    return [...this.buffered.writes].map((w) => {
+    return [...this.buffered.writes()].map((w) => {
       const spec = tableSpec(this.store.app, w.table);
       return {
         resource: w.table,

@@ -11,9 +11,11 @@ import { IDEMPOTENCY_TTL_MS, sleep, type AttemptRecord } from '../../core/delive
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
 import { failureOutcome, invoke, observeEmitted, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
+import type { CommittedTables } from '../../core/session.js';
 import type { LogEntry } from './log.js';
 import type { LocalContext } from './scope.js';
 import { LocalScope } from './scope.js';
+import { TableSession } from './tables.js';
 
 interface Attempts {
   event: CloudEvent;
@@ -25,6 +27,13 @@ interface Attempts {
 
 type Delivery = ({ kind: 'stream'; seq: number; completed: boolean } | { kind: 'retry'; key: string }) & Attempts;
 
+/** A delivery attempted, with its outcome still to commit. */
+interface Attempted {
+  delivery: Delivery;
+  result: InvokeResult;
+  scope: LocalScope;
+}
+
 interface BufferedEntry extends LogEntry {
   matched: boolean;
   completed: boolean;
@@ -35,6 +44,10 @@ const READ_BATCH = 500;
 const MAX_OUTSTANDING = 5_000;
 /** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
 const MAX_CONFLICTS = 20;
+/** Most events of one partition an ordered function runs before committing them together. */
+const ORDERED_BATCH = 100;
+/** An ordered batch gives the event loop a turn after running this long. */
+const YIELD_AFTER_MS = 1;
 
 export class Consumer {
   private readPos = 0;
@@ -136,7 +149,8 @@ export class Consumer {
       if (!entry) break;
       if (!entry.matched) continue;
       this.started.push(entry.seq);
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.event, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
+      // The handler gets its own copy: the log's is shared by every function.
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: JSON.parse(entry.body) as CloudEvent, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
     }
     if (this.readPos !== moved && this.active === 0) this.ctx.commit.schedule();
   }
@@ -181,7 +195,8 @@ export class Consumer {
 
   private launch(delivery: Delivery): void {
     this.active++;
-    void this.run(delivery);
+    if (this.fn.spec.ordered) void this.runOrdered(delivery);
+    else void this.run(delivery).then((settled) => settled && this.finish(delivery));
   }
 
   private startDueRetries(): void {
@@ -206,16 +221,29 @@ export class Consumer {
     if (next !== undefined) this.armRetry(next);
   }
 
-  private async run(delivery: Delivery): Promise<void> {
+  /** One attempt at a delivery; `base` is what its tables read under its own writes. */
+  private async attempt(delivery: Delivery, base: CommittedTables): Promise<Attempted> {
+    const { ctx, fn } = this;
+    // Only the first try of a stream delivery can trust the batch lookup.
+    const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.conflicts === 0 ? delivery.completed : undefined;
+    const scope = new LocalScope(ctx, fn, delivery.event, known, base);
+    const started = performance.now();
+    const result = await invoke({ app: ctx.app, fn, event: delivery.event, attempt: delivery.attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
+    ctx.onInvoked?.({ fn: fn.name, event: delivery.event, seq: delivery.kind === 'stream' ? delivery.seq : undefined, attempt: delivery.attempt, result, startedAt: performance.timeOrigin + started, durationMs: performance.now() - started });
+    return { delivery, result, scope };
+  }
+
+  /**
+   * Runs a delivery until its outcome is committed. Resolves true when settled, false when it
+   * lost a write race and waits in `redo` (unordered functions only).
+   * @param first an attempt already made (by an ordered batch), to continue from
+   */
+  private async run(delivery: Delivery, first?: Attempted): Promise<boolean> {
     const { ctx, fn } = this;
     const ordered = fn.spec.ordered;
     for (;;) {
-      // Only the first try of a stream delivery can trust the batch lookup.
-      const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.conflicts === 0 ? delivery.completed : undefined;
-      const scope = new LocalScope(ctx, fn, delivery.event, known);
-      const started = performance.now();
-      const result = await invoke({ app: ctx.app, fn, event: delivery.event, attempt: delivery.attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
-      ctx.onInvoked?.({ fn: fn.name, event: delivery.event, seq: delivery.kind === 'stream' ? delivery.seq : undefined, attempt: delivery.attempt, result, startedAt: performance.timeOrigin + started, durationMs: performance.now() - started });
+      const { result, scope } = first ?? (await this.attempt(delivery, ctx.tables));
+      first = undefined;
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
       if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
@@ -242,7 +270,7 @@ export class Consumer {
           if (ordered) continue;
           this.redo.push(delivery);
           this.pump();
-          return;
+          return false;
         }
         // The effects could not be committed (write races lost too often, or output that cannot
         // be stored): a failed attempt like any other.
@@ -250,53 +278,132 @@ export class Consumer {
           ctx.logger.error({ err: failure, fn: fn.name }, 'could not record an outcome; the event will be delivered again after restart'),
         );
       }
-      break;
+      return true;
     }
-    this.finish(delivery);
   }
 
+  /**
+   * An ordered function's partition: runs its waiting events one after another, each reading
+   * the tables as the ones before it left them, and commits their outcomes together, so a busy
+   * partition moves many events per commit rather than one. An attempt to be retried ends the
+   * batch (it is retried in place once the batch has committed); so does a failed commit, after
+   * which each event is run again on its own.
+   */
+  private async runOrdered(first: Delivery): Promise<void> {
+    const key = first.event.partitionkey ?? '';
+    const batch: Attempted[] = [];
+    // The batch's writes so far: what each attempt reads under its own, and what commits.
+    const writes = new TableSession(this.ctx.tables);
+    let retry: Attempted | undefined;
+    let yielded = performance.now();
+    for (let delivery: Delivery | undefined = first; delivery; ) {
+      // Handlers that never wait on I/O would run the whole batch in one turn of the event loop;
+      // let requests and commits in between every millisecond or so.
+      if (performance.now() - yielded > YIELD_AFTER_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yielded = performance.now();
+      }
+      const attempted = await this.attempt(delivery, writes.asBase());
+      if (attempted.result.outcome === 'retry') {
+        retry = attempted;
+        break;
+      }
+      batch.push(attempted);
+      if (attempted.result.outcome === 'ok') writes.absorb(attempted.scope.session);
+      delivery = batch.length < ORDERED_BATCH && !this.stopped ? this.partitions.get(key)?.shift() : undefined;
+    }
+    if (batch.length === 1) await this.run(batch[0].delivery, batch[0]);
+    else if (batch.length > 1) {
+      const committed = await this.settleTogether(batch, writes).then(
+        () => true,
+        () => false,
+      );
+      // Something in the batch could not commit, so nothing did: each on its own, from scratch.
+      if (!committed) for (const { delivery } of batch) await this.run(delivery);
+    }
+    if (retry) await this.run(retry.delivery, retry);
+    for (const { delivery } of retry ? [...batch, retry] : batch) this.finish(delivery);
+    this.releasePartition(key);
+  }
+
+  /** Commits one attempt's outcome; a duplicate completing meanwhile turns `ok` into `duplicate`. */
   private settle(delivery: Delivery, result: InvokeResult, scope: LocalScope): Promise<void> {
-    const { records, log } = this.ctx;
+    const outcome = this.outcome(delivery, result, scope);
+    return this.ctx.commit
+      .submit(outcome.write)
+      .then(outcome.committed)
+      .catch((error: unknown) => {
+        if (result.outcome !== 'ok' || !isUniqueViolation(error)) throw error;
+        // Completed meanwhile by a duplicate of this event: its effects stand, these are dropped.
+        return this.settle(delivery, { outcome: 'duplicate' }, scope);
+      });
+  }
+
+  /**
+   * Commits an ordered batch in one unit of work: the table writes of its successful attempts
+   * (gathered, so an item written by every event is written once), then each outcome in order.
+   */
+  private async settleTogether(batch: Attempted[], writes: TableSession): Promise<void> {
+    const outcomes = batch.map(({ delivery, result, scope }) => this.outcome(delivery, result, scope, false));
+    await this.ctx.commit.submit(() => {
+      writes.apply();
+      for (const outcome of outcomes) outcome.write();
+    });
+    for (const outcome of outcomes) outcome.committed();
+  }
+
+  /**
+   * What committing an attempt's outcome writes (inside the transaction), and does after.
+   * @param withWrites whether to apply the attempt's table writes (an ordered batch applies them together)
+   */
+  private outcome(delivery: Delivery, result: InvokeResult, scope: LocalScope, withWrites = true): { write: () => void; committed: () => void } {
+    const { records, log, metrics } = this.ctx;
     const fnName = this.fn.name;
     const key = eventKey(delivery.event);
     const isRetry = delivery.kind === 'retry';
-    if (result.outcome === 'ok') {
-      return this.ctx.commit
-        .submit(() => {
-          scope.session.apply();
-          records.complete(fnName, key, Date.now() + IDEMPOTENCY_TTL_MS);
-          log.appendInTransaction(result.emitted.concat(scope.objectEvents));
-          if (isRetry) records.deleteRetry(fnName, key);
-          if (delivery.kind === 'stream') this.settled.add(delivery.seq);
-        })
-        .then(() => observeEmitted(this.ctx.metrics, result.emitted))
-        .catch((error: unknown) => {
-          if (!isUniqueViolation(error)) throw error;
-          // Completed meanwhile by a duplicate of this event: its effects stand, these are dropped.
-          return this.settle(delivery, { outcome: 'duplicate' }, scope);
-        });
-    }
-    if (result.outcome === 'duplicate') {
-      return this.ctx.commit.submit(() => {
-        if (isRetry) records.deleteRetry(fnName, key);
-        if (delivery.kind === 'stream') this.settled.add(delivery.seq);
-      });
-    }
-    const history = [...delivery.history, result.record];
-    if (result.outcome === 'retry') {
-      const due = Date.now() + result.retryInMs;
-      return this.ctx.commit
-        .submit(() => {
-          records.putRetry({ fn: fnName, key, attempt: delivery.attempt + 1, due, event: delivery.event, history });
-          if (delivery.kind === 'stream') this.settled.add(delivery.seq);
-        })
-        .then(() => this.armRetry(due));
-    }
-    return this.ctx.commit.submit(() => {
-      records.putDeadLetter({ id: newEventId(), fn: fnName, event: delivery.event, attempts: history, deadAt: new Date().toISOString() });
-      if (isRetry) records.deleteRetry(fnName, key);
+    const settled = () => {
       if (delivery.kind === 'stream') this.settled.add(delivery.seq);
-    });
+    };
+    switch (result.outcome) {
+      case 'ok':
+        return {
+          write: () => {
+            if (withWrites) scope.session.apply();
+            records.complete(fnName, key, Date.now() + IDEMPOTENCY_TTL_MS);
+            log.appendInTransaction(result.emitted.concat(scope.objectEvents));
+            if (isRetry) records.deleteRetry(fnName, key);
+            settled();
+          },
+          committed: () => observeEmitted(metrics, result.emitted),
+        };
+      case 'duplicate':
+        return {
+          write: () => {
+            if (isRetry) records.deleteRetry(fnName, key);
+            settled();
+          },
+          committed: () => undefined,
+        };
+      case 'retry': {
+        const due = Date.now() + result.retryInMs;
+        return {
+          write: () => {
+            records.putRetry({ fn: fnName, key, attempt: delivery.attempt + 1, due, event: delivery.event, history: [...delivery.history, result.record] });
+            settled();
+          },
+          committed: () => this.armRetry(due),
+        };
+      }
+      case 'dead':
+        return {
+          write: () => {
+            records.putDeadLetter({ id: newEventId(), fn: fnName, event: delivery.event, attempts: [...delivery.history, result.record], deadAt: new Date().toISOString() });
+            if (isRetry) records.deleteRetry(fnName, key);
+            settled();
+          },
+          committed: () => undefined,
+        };
+    }
   }
 
   private releaseSlot(): void {
@@ -304,21 +411,25 @@ export class Consumer {
     this.pump();
   }
 
+  /** A delivery is settled (or left for the next start, when stopping). */
   private finish(delivery: Delivery): void {
     this.running--;
     if (delivery.kind === 'retry') this.retrying.delete(delivery.key);
-    if (this.fn.spec.ordered) {
-      this.active--;
-      const key = delivery.event.partitionkey ?? '';
-      const waiting = this.partitions.get(key) ?? [];
-      if (this.stopped) {
-        // Left for the next start: their cursor positions are not settled.
-        this.running -= waiting.length;
-        this.partitions.delete(key);
-      } else if (waiting.length > 0) this.launch(waiting.shift()!);
-      else this.partitions.delete(key);
-    }
     if (this.running === 0 && this.stopped) for (const resolve of this.idle.splice(0)) resolve();
+    if (!this.fn.spec.ordered) this.pump();
+  }
+
+  /** An ordered batch is over: its slot goes to the partition's next events, or back to the pool. */
+  private releasePartition(key: string): void {
+    this.active--;
+    const waiting = this.partitions.get(key) ?? [];
+    if (this.stopped) {
+      // Left for the next start: their cursor positions are not settled.
+      this.running -= waiting.length;
+      this.partitions.delete(key);
+      if (this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
+    } else if (waiting.length > 0) this.launch(waiting.shift()!);
+    else this.partitions.delete(key);
     this.pump();
   }
 }

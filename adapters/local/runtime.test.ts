@@ -339,6 +339,62 @@ describe('embedded runtime delivery', () => {
     for (const key of ['k1', 'k2', 'k3']) expect(seen.get(key)).toEqual(expected);
   });
 
+  it('runs a busy partition in batches that read each other\'s writes, commit together, and survive a duplicate inside', async () => {
+    let ranBeforePredecessorCommitted = 0;
+    const log: { runtime?: LocalRuntime } = {};
+    const app = defineApp({
+      name: 'batched',
+      resources: { counts: table({ partitionKey: 'key' }) },
+      functions: {
+        count: fn({
+          trigger: on({ type: ['a'] }),
+          uses: { counts: 'write' },
+          emits: ['counted'],
+          ordered: true,
+          handler: async (e, ctx) => {
+            const { key, n } = e.data as { key: string; n: number };
+            const item = (await ctx.tables.counts.get({ key })) ?? { key, total: 0, order: [] as number[] };
+            // The previous event's output is not in the log yet: it commits with this one.
+            if (n > 0 && !log.runtime!.events(0, 10_000).some(({ event }) => event.type === 'counted' && (event.data as { n: number }).n === n - 1 && (event.data as { key: string }).key === key)) ranBeforePredecessorCommitted++;
+            await ctx.tables.counts.put({ key, total: Number(item.total) + 1, order: [...(item.order as number[]), n] });
+            ctx.emit('counted', { key, n });
+          },
+        }),
+        // Downstream of the batches (one partition: its own batches, conditional writes within).
+        tally: fn({
+          trigger: on({ type: ['counted'] }),
+          uses: { counts: 'write' },
+          ordered: true,
+          handler: async (_e, ctx) => {
+            const current = await ctx.tables.counts.get({ key: 'tally' });
+            await ctx.tables.counts.put({ key: 'tally', total: Number(current?.total ?? 0) + 1 }, current ? { ifMatch: { total: current.total } } : { ifNotExists: true });
+          },
+        }),
+        read: fn({
+          trigger: http('GET', '/counts'),
+          uses: { counts: 'read' },
+          handler: async (_e, ctx) => ({ body: await Promise.all(['k1', 'k2', 'tally'].map((key) => ctx.tables.counts.get({ key }))) }),
+        }),
+      },
+    });
+    const runtime = (log.runtime = await start(app));
+    const events = [];
+    for (let n = 0; n < 200; n++) for (const key of ['k1', 'k2']) events.push(event('a', { key, n }, { partitionkey: key }));
+    // One event delivered twice, in the middle of its partition's backlog: counted once.
+    events.splice(101, 0, { ...events[100] });
+    await runtime.publish(events);
+    await runtime.idle();
+    for (const key of ['k1', 'k2']) {
+      const rows = runtime.events(0, 10_000).filter(({ event }) => event.type === 'counted' && (event.data as { key: string }).key === key);
+      expect(rows.map(({ event }) => (event.data as { n: number }).n)).toEqual(Array.from({ length: 200 }, (_, n) => n));
+    }
+    expect(ranBeforePredecessorCommitted).toBeGreaterThan(0);
+    const [k1, k2, tally] = (await runtime.invokeHttp(app.function('read')!, event('petrel.http.request'))).body as Array<Record<string, unknown>>;
+    expect(k1).toEqual({ key: 'k1', total: 200, order: Array.from({ length: 200 }, (_, n) => n) });
+    expect(k2).toMatchObject({ key: 'k2', total: 200 });
+    expect(tally).toEqual({ key: 'tally', total: 400 });
+  });
+
   it('applies concurrent read-modify-writes exactly once each (conditional writes re-run on conflict)', async () => {
     const app = defineApp({
       name: 'counter',

@@ -7,6 +7,7 @@ import type { App, AppFunction, BucketSpec, TableSpec } from '../../core/app.js'
 import { eventKey, type CloudEvent } from '../../core/event.js';
 import { objectCreatedEvent, type InvocationScope } from '../../core/invoke.js';
 import type { Bucket, Logger, Metrics, Table } from '../../core/ports.js';
+import type { CommittedTables } from '../../core/session.js';
 import { FileBucket } from './bucket.js';
 import type { GroupCommit } from './db.js';
 import type { Invocation } from './journal.js';
@@ -39,9 +40,17 @@ export class LocalScope implements InvocationScope {
    * @param completedKnown whether the function already completed this event, when the caller
    * knows (a batch lookup, or `false` for http requests, which are not deduplicated); undefined
    * looks it up.
+   * @param base what the tables read under this attempt's writes when not the committed store:
+   * an earlier attempt's session that commits in the same transaction (ordered batches).
    */
-  constructor(private readonly ctx: LocalContext, private readonly fn: AppFunction, private readonly event: CloudEvent, private readonly completedKnown?: boolean) {
-    this.session = new TableSession(ctx.tables);
+  constructor(
+    private readonly ctx: LocalContext,
+    private readonly fn: AppFunction,
+    private readonly event: CloudEvent,
+    private readonly completedKnown?: boolean,
+    base: CommittedTables = ctx.tables,
+  ) {
+    this.session = new TableSession(ctx.tables, base);
   }
 
   table(name: string, spec: TableSpec): Table {

@@ -4,7 +4,7 @@
  * so an attempt's effects are all-or-nothing.
  */
 import { ConditionFailedError, type Item, type KeyValue, type QueryOptions } from '../../core/ports.js';
-import { isExpired, stillExpected, TableSession as BufferedTables } from '../../core/session.js';
+import { isExpired, stillExpected, TableSession as BufferedTables, type CommittedTables } from '../../core/session.js';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 
@@ -73,18 +73,19 @@ export class SqliteTables {
 
 /** One attempt's view of the tables (core/session.ts), applied inside the SQLite commit transaction. */
 export class TableSession extends BufferedTables {
-  constructor(private readonly tables: SqliteTables) {
-    super(tables);
+  /** @param base what reads see under this attempt's writes (default: the committed tables). */
+  constructor(private readonly tables: SqliteTables, base: CommittedTables = tables) {
+    super(base);
   }
 
   /** Inside the commit transaction: re-checks conditional writes against committed state, then writes. */
   apply(): void {
-    for (const w of this.writes) {
+    for (const w of this.writes()) {
       // Only conditional writes carry an expectation; the others need no read.
       if (w.expected !== undefined && !stillExpected(w, this.tables.get(w.table, w.pk, w.sk))) {
         throw new ConditionFailedError(`table "${w.table}": item changed by a concurrent invocation`);
       }
     }
-    for (const w of this.writes) this.tables.write(w.table, w.pk, w.sk, w.item, w.expires);
+    for (const w of this.writes()) this.tables.write(w.table, w.pk, w.sk, w.item, w.expires);
   }
 }

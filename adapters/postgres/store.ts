@@ -153,7 +153,7 @@ export class PgStore {
    * multi-statement round trip: one WAL flush per batch instead of one per event.
    */
   commit(app: string, session: TableSession | undefined, completion?: CompletionRecord): Promise<CommitResult> {
-    const writes = session ? [...session.writes] : [];
+    const writes = session ? [...session.writes()] : [];
     if (writes.length === 0 && !completion) return Promise.resolve({ committed: true });
     return new Promise((resolve, reject) => {
       this.queue.push({ app, writes, completion, resolve, reject });
