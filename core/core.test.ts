@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppDefinitionError, defineApp, fn, http, objectCreated, on, schedule, table, triggerPattern } from './app.js';
+import { HttpRequestError, matchRoute } from './http.js';
 import { backoffDelay, DEFAULT_RETRY, PermanentError, afterFailure, isPermanent, retryPolicy } from './delivery.js';
 import { cloudEventProblems, deriveEventId, newEventId, traceIdOf, traceparentFor } from './event.js';
 import { compilePattern } from './pattern/index.js';
@@ -74,6 +75,17 @@ describe('app description', () => {
       defineApp({ name: 'a', functions: { f: fn({ trigger: http('GET', '/x'), handler }), g: fn({ trigger: http('GET', '/x'), handler }) } }),
     ).toThrow(/two functions serve GET \/x/);
     expect(() => defineApp({ name: 'a', resources: { t: table({ partitionKey: 'id' }) }, functions: { f: fn({ trigger: objectCreated('t'), handler }) } })).toThrow(/not a bucket/);
+    expect(() => http('GET', '/files/*rest')).toThrow(/only literal segments and ":name" parameters/);
+    expect(() => http('GET', '/files/:a-b')).toThrow(AppDefinitionError);
+    expect(http('GET', '/files/:name').path).toBe('/files/:name');
+  });
+
+  it('matches routes like express: parameters decoded, case-insensitive, optional trailing slash', () => {
+    expect(matchRoute('/things/:id', '/things/a%2Fb')).toEqual({ id: 'a/b' });
+    expect(matchRoute('/things/:id', '/THINGS/x/')).toEqual({ id: 'x' });
+    expect(matchRoute('/things/:id', '/things')).toBeUndefined();
+    expect(matchRoute('/things/:id', '/things/x/y')).toBeUndefined();
+    expect(() => matchRoute('/things/:id', '/things/%E0%A4%A')).toThrow(HttpRequestError);
   });
 
   it('schedule accepts rate expressions only, with a clear error otherwise', () => {

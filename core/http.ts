@@ -79,3 +79,30 @@ export function httpRequestEvent(app: App, fn: AppFunction, request: HttpRequest
     ingesttime: now,
   };
 }
+
+/** A `:name` segment of a route. */
+export const ROUTE_PARAM = /^:([A-Za-z_$][\w$]*)$/;
+
+/**
+ * Path parameters when `path` matches an http trigger's route (case-insensitive, optional trailing
+ * slash, as express matches), else undefined; every ingress routes with it.
+ */
+export function matchRoute(template: string, path: string): Record<string, string> | undefined {
+  const trim = (p: string) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p);
+  const want = trim(template).split('/');
+  const got = trim(path).split('/');
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const param = ROUTE_PARAM.exec(want[i]);
+    if (param) {
+      if (got[i] === '') return undefined;
+      try {
+        params[param[1]] = decodeURIComponent(got[i]);
+      } catch {
+        throw new HttpRequestError(400, `path parameter "${param[1]}" is not valid percent-encoding`);
+      }
+    } else if (want[i].toLowerCase() !== got[i].toLowerCase()) return undefined;
+  }
+  return params;
+}

@@ -14,23 +14,21 @@ import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools
 import { scheduledEvent, type App, type AppFunction, type HttpResponse, type HttpTrigger } from '../../core/app.js';
 import { backoffDelay, retryPolicy } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { HttpRequestError, httpRequestEvent } from '../../core/http.js';
+import { HttpRequestError, httpRequestEvent, matchRoute } from '../../core/http.js';
 import { failureOutcome, invoke, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError, type Logger, type Metrics, type Outcome } from '../../core/ports.js';
-import { DeviceAuth, deviceKeysFromEnv } from '../http/auth.js';
+import { DEVICE_AUTH_CHALLENGE, DeviceAuth, deviceKeysFromEnv, NO_DEVICE_KEYS } from '../http/auth.js';
 import type { DeadLetterAdmin } from '../http/types.js';
 import type { DeliveryState, DynamoStore } from './dynamodb.js';
 import type { S3Buckets } from './s3.js';
 import {
   apiRequest,
-  assertSupportedRoute,
   classify,
   directEvent,
   dynamoDbEvent,
   eventBridgeEvent,
   eventsFromMessage,
   MalformedRecordError,
-  matchRoute,
   routedRequest,
   s3Events,
   snsEvent,
@@ -81,7 +79,6 @@ export function createHandler(app: App, fnName: string, options: HandlerOptions 
     !bus && fn.emits.size > 0 && 'bus (EventBridge)',
   ].filter(Boolean);
   if (missing.length) throw new Error(`function "${fn.name}" needs ${missing.join(', ')} in createHandler's options`);
-  if (trigger.kind === 'http') assertSupportedRoute(trigger.path);
   const deviceAuth = trigger.kind === 'http' && trigger.auth === 'device' ? (options.deviceAuth ?? deviceAuthFromEnv()) : undefined;
 
   const powertools = options.logger ? undefined : new PowertoolsLogger({ serviceName: app.name, persistentKeys: { function: fn.name } });
@@ -238,7 +235,7 @@ export function createHandler(app: App, fnName: string, options: HandlerOptions 
       if (!parts) return apiResponse({ status: 404, body: { error: `no route for ${request.method} ${request.path}` } });
       if (route.auth === 'device') {
         const verdict = deviceAuth ? deviceAuth.verify(parts.headers, parts.body ?? new Uint8Array()) : { ok: false as const, reason: NO_DEVICE_KEYS };
-        if (!verdict.ok) return apiResponse({ status: 401, headers: { 'www-authenticate': 'Bearer realm="petrel devices"' }, body: { error: verdict.reason } });
+        if (!verdict.ok) return apiResponse({ status: 401, headers: DEVICE_AUTH_CHALLENGE, body: { error: verdict.reason } });
       }
       const event = httpRequestEvent(app, fn, parts);
       for (let conflicts = 0; ; conflicts++) {
@@ -328,8 +325,6 @@ export function createAdminHandler(deadLetters: DeadLetterAdmin, logger: Logger 
     }
   };
 }
-
-const NO_DEVICE_KEYS = 'this endpoint needs device authentication, and no device keys are configured (PETREL_API_KEYS or PETREL_API_KEYS_FILE)';
 
 /** Device keys from the Lambda environment, as on every target; undefined (every request refused) without any. */
 function deviceAuthFromEnv(): DeviceAuth | undefined {

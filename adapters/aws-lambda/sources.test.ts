@@ -1,16 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { HTTP_REQUEST_TYPE, OBJECT_CREATED_TYPE } from '../../core/app.js';
-import { HttpRequestError, httpRequestEvent } from '../../core/http.js';
+import { httpRequestEvent } from '../../core/http.js';
 import { deliveredEvent, toPutEventsEntry } from './mapping.js';
 import {
   apiRequest,
-  assertSupportedRoute,
   classify,
   dynamoDbEvent,
   eventsFromMessage,
   MalformedRecordError,
-  matchRoute,
   routedRequest,
   s3Events,
   snsEvent,
@@ -84,14 +82,6 @@ describe('API Gateway requests', () => {
     expect(Buffer.from(request.body!).toString()).toBe('{"a":1}');
   });
 
-  it('matches routes like express: parameters decoded, case-insensitive, optional trailing slash', () => {
-    expect(matchRoute('/things/:id', '/things/a%2Fb')).toEqual({ id: 'a/b' });
-    expect(matchRoute('/things/:id', '/THINGS/x/')).toEqual({ id: 'x' });
-    expect(matchRoute('/things/:id', '/things')).toBeUndefined();
-    expect(matchRoute('/things/:id', '/things/x/y')).toBeUndefined();
-    expect(() => matchRoute('/things/:id', '/things/%E0%A4%A')).toThrow(HttpRequestError);
-    expect(() => assertSupportedRoute('/files/*rest')).toThrow(/only literal segments and ":name" parameters/);
-  });
 
   it('answers 415 and 400 for bodies the ingress would refuse', () => {
     const parts = (body: string, type: string) => ({ method: 'POST', path: '/things/1', params: { id: '1' }, query: {}, headers: { 'content-type': type }, body: Buffer.from(body) });

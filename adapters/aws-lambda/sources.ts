@@ -9,7 +9,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { OBJECT_CREATED_TYPE } from '../../core/app.js';
 import { PermanentError } from '../../core/delivery.js';
 import { cloudEventProblems, type CloudEvent } from '../../core/event.js';
-import { BODY_LIMIT, HttpRequestError, type HttpRequestParts } from '../../core/http.js';
+import { BODY_LIMIT, matchRoute, type HttpRequestParts } from '../../core/http.js';
 import { fromEventBridgeEvent } from './mapping.js';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, DynamoDBRecord, EventBridgeEnvelope, S3EventRecord, SnsNotification } from './types.js';
 
@@ -85,37 +85,6 @@ export function apiRequest(event: ApiGatewayEvent): ApiRequest {
   return { method: event.httpMethod, path: event.path, query, headers, body };
 }
 
-const PARAM = /^:([A-Za-z_$][\w$]*)$/;
-
-/** Fails at definition time for route syntax this adapter does not match (wildcards, optional parts). */
-export function assertSupportedRoute(template: string): void {
-  for (const segment of template.split('/')) {
-    if (/[*?{}()+]/.test(segment) || (segment.startsWith(':') && !PARAM.test(segment))) {
-      throw new TypeError(`http route "${template}": only literal segments and ":name" parameters are supported on AWS`);
-    }
-  }
-}
-
-/** Path parameters when `path` matches an express-style route (case-insensitive, optional trailing slash). */
-export function matchRoute(template: string, path: string): Record<string, string> | undefined {
-  const trim = (p: string) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p);
-  const want = trim(template).split('/');
-  const got = trim(path).split('/');
-  if (want.length !== got.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < want.length; i++) {
-    const param = PARAM.exec(want[i]);
-    if (param) {
-      if (got[i] === '') return undefined;
-      try {
-        params[param[1]] = decodeURIComponent(got[i]);
-      } catch {
-        throw new HttpRequestError(400, `path parameter "${param[1]}" is not valid percent-encoding`);
-      }
-    } else if (want[i].toLowerCase() !== got[i].toLowerCase()) return undefined;
-  }
-  return params;
-}
 
 /** The parts core/http turns into the handler's event; undefined when the route does not match. */
 export function routedRequest(request: ApiRequest, template: string): HttpRequestParts | undefined {

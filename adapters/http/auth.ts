@@ -17,13 +17,16 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { NextFunction, Request, Response } from 'express';
 
 export const TIMESTAMP_HEADER = 'x-petrel-timestamp';
 export const SIGNATURE_HEADER = 'x-petrel-signature';
 /** How far a signed request's timestamp may be from the server clock, either way. */
 export const REPLAY_WINDOW_S = 300;
 export const MIN_KEY_LENGTH = 16;
+/** Sent with a 401: how to authenticate. */
+export const DEVICE_AUTH_CHALLENGE = { 'www-authenticate': 'Bearer realm="petrel devices"' };
+/** The 401 of a route needing device authentication when no keys are configured. */
+export const NO_DEVICE_KEYS = 'this endpoint needs device authentication, and no device keys are configured (PETREL_API_KEYS or PETREL_API_KEYS_FILE)';
 /** Signatures remembered for replay checks; at this bound the oldest are forgotten first. */
 const MAX_REMEMBERED = 1_000_000;
 
@@ -82,16 +85,6 @@ export class DeviceAuth {
     const signature = single(headers, SIGNATURE_HEADER);
     if (signature !== undefined) return this.verifySignature(single(headers, TIMESTAMP_HEADER), signature, body, now);
     return { ok: false, reason: `missing credentials: send Authorization: Bearer <key>, X-API-Key: <key>, or ${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER}` };
-  }
-
-  /** Express middleware for a route whose body `express.raw` has read (the signature covers it). */
-  middleware() {
-    return (req: Request, res: Response, next: NextFunction) => {
-      const result = this.verify(req.headers, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
-      if (result.ok) return next();
-      res.setHeader('WWW-Authenticate', 'Bearer realm="petrel devices"');
-      res.status(401).json({ error: result.reason });
-    };
   }
 
   private verifySignature(timestamp: string | undefined, signature: string, body: Uint8Array, now: number): AuthResult {

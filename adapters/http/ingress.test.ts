@@ -143,6 +143,30 @@ describe('POST /readings and GET /alerts', () => {
     expect(r.status).toBe(202);
   });
 
+  it('refuses a body over the limit (413), a device route without credentials (401 with a challenge), a wrong method (404)', async () => {
+    const large = await post('/readings', Buffer.alloc(300 * 1024, 0x20), 'application/json', device);
+    expect(large).toMatchObject({ status: 413, json: { error: 'the body is larger than the 256 KiB limit' }, contentType: 'application/json; charset=utf-8' });
+    const anonymous = await fetch(`${base}/readings`, { method: 'POST', body: JSON.stringify(reading(5)), headers: { 'content-type': 'application/json' } });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="petrel devices"');
+    expect(await anonymous.json()).toMatchObject({ error: expect.stringMatching(/^missing credentials/) });
+    const put = await fetch(`${base}/readings`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json', ...device } });
+    expect(put.status).toBe(404);
+    expect(await put.json()).toEqual({ error: 'no route for PUT /readings' });
+    // The ingress still serves after all that.
+    expect((await post('/readings', JSON.stringify(reading(6)), 'application/json', device)).status).toBe(202);
+  });
+
+  it('answers HEAD for a GET route with its headers only, and a bad path parameter with 400', async () => {
+    const head = await fetch(`${base}/alerts`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await head.text()).toBe('');
+    const bad = await fetch(`${base}/subscriptions/%E0%A4%A`, { method: 'DELETE', headers: device });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: 'path parameter "id" is not valid percent-encoding' });
+  });
+
   it('answers unknown routes and bad query parameters with JSON errors', async () => {
     const missing = await fetch(`${base}/nope`);
     expect(missing.status).toBe(404);

@@ -2,8 +2,7 @@
  * Listening and closing for every HTTP server a runtime runs (the ingress, a Knative function):
  * a taken port is an error that says what to do, and a close lets in-flight requests finish.
  */
-import type { Server } from 'node:http';
-import type { Express } from 'express';
+import { createServer, type RequestListener, type Server } from 'node:http';
 
 export class HttpServer {
   private closed?: Promise<void>;
@@ -11,9 +10,9 @@ export class HttpServer {
   private constructor(readonly server: Server) {}
 
   /** Listens on `port` (0 picks a free one) and `host`. */
-  static listen(app: Express, port: number, host: string): Promise<HttpServer> {
+  static listen(listener: RequestListener, port: number, host: string): Promise<HttpServer> {
     return new Promise((resolve, reject) => {
-      const server = app.listen(port, host);
+      const server = createServer(listener).listen(port, host);
       server.once('listening', () => resolve(new HttpServer(server)));
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use; set PORT to another port`) : error);

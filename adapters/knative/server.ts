@@ -28,7 +28,7 @@ import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.
 import type { TableSession } from '../../core/session.js';
 import { BindingError, toCloudEvents } from '../http/binding.js';
 import { HttpServer } from '../http/server.js';
-import { errorBody, errorStatus } from '../http/ingress.js';
+import { errorBody, errorStatus } from '../http/errors.js';
 import { PromMetrics } from '../http/metrics.js';
 import { ObjectStoreBucket } from '../nats/bucket.js';
 import { redact } from '../postgres/store.js';

@@ -5,7 +5,7 @@
  *
  * Flow (events; functions in brackets):
  *   POST /readings [ingest], MQTT aq/<location>/<deviceId> [ingestMqtt]
- *     -> aq.reading.accepted (partitionkey: deviceId)
+ *     -> aq.reading.accepted (partitionkey: location)
  *        -> [assess] AQI, stored in `readings`; resent readings stop here
  *             -> aq.reading.assessed (partitionkey: location)
  *                -> [windows] 1/5/60-minute windows; on finalized minutes: category, sustained, drift

@@ -2,7 +2,7 @@
  * Stores each accepted reading with its US EPA AQI under `<time>#<deviceId>`, and passes new and
  * corrected readings on to the location's windows. A reading resent (same device and time, a new
  * event id: an MQTT redelivery, a client retry) changes nothing and goes no further, so nothing
- * downstream counts it twice. Runs in device order, so two copies of one reading never race.
+ * downstream counts it twice. Runs in location order, so two copies of one reading never race.
  */
 import { fn, on, PermanentError } from '../../core/index.js';
 import { computeAqi, POLLUTANTS } from './aqi.js';

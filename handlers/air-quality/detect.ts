@@ -1,6 +1,6 @@
 /**
- * Spike and stuck-value detection per sensor, one reading at a time in device order, with the
- * detector state in `sensors`. A reading not newer than the sensor's last one (a duplicate, or
+ * Spike and stuck-value detection per sensor, one reading at a time in location order (so in
+ * device order), with the detector state in `sensors`. A reading not newer than the sensor's last one (a duplicate, or
  * out of order) leaves the state as it was. Invalid readings are left to `assess`, which
  * dead-letters them with the reason; one bad event gives one dead letter.
  */
@@ -31,11 +31,10 @@ export function detect(config: AirQualityConfig) {
       if (!parsed.success) return;
       const reading = parsed.data;
       const time = Date.parse(reading.time);
-      const stored = (await ctx.tables.sensors.get({ deviceId: reading.deviceId })) as SensorItem | undefined;
+      const stored = (await ctx.tables.sensors.get({ location: reading.location, deviceId: reading.deviceId })) as SensorItem | undefined;
       const sensor: SensorItem = stored ?? { deviceId: reading.deviceId, location: reading.location, detector: newSensorState(), lastRaised: {} };
       const anomalies = detectReading(sensor.detector, time, pollutantValues(reading), config.anomaly);
       if (anomalies === undefined) return;
-      sensor.location = reading.location;
       const drafts = anomalies.map((a) => anomalyDraft(reading.deviceId, time, a)).filter((d) => !suppressedByCooldown(sensor.lastRaised, d, config.cooldownMs));
       await ctx.tables.sensors.put(sensor);
       for (const draft of drafts) {

@@ -1,7 +1,9 @@
 /**
  * Ingest, over HTTP (POST /readings, device-authenticated) and MQTT (`aq/<location>/<deviceId>`):
  * both validate with the one reading schema and clock-skew bounds, and emit one
- * `aq.reading.accepted` per reading, keyed by device so per-device functions see it in order.
+ * `aq.reading.accepted` per reading, keyed by location: the functions after it see a location's
+ * readings in the order they came in (so each device's too), which keeps a location's event time
+ * as ordered as it arrived even when the runtime runs a busy partition's events in batches.
  */
 import { fn, http, mqtt, PermanentError, type Context, type HttpRequestData, type MqttMessageData } from '../../core/index.js';
 import type { AirQualityConfig } from './config.js';
@@ -14,7 +16,7 @@ function bounds(config: AirQualityConfig): TimeBounds {
 }
 
 function emitReadings(ctx: Context, readings: Reading[]): void {
-  for (const reading of readings) ctx.emit(READING_ACCEPTED, reading, { partitionkey: reading.deviceId, subject: reading.location });
+  for (const reading of readings) ctx.emit(READING_ACCEPTED, reading, { partitionkey: reading.location, subject: reading.location });
 }
 
 export function ingestHttp(config: AirQualityConfig) {

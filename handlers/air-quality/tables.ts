@@ -15,8 +15,8 @@ export const tables = {
   alerts: table({ partitionKey: 'location', sortKey: 'key', ttlAttribute: 'expires' }),
   /** Known locations with their latest AQI, for the console and for listing across the city. */
   locations: table({ partitionKey: 'scope', sortKey: 'location' }),
-  /** Spike and stuck detector state per sensor (written only by `detect`, in device order). */
-  sensors: table({ partitionKey: 'deviceId' }),
+  /** Spike and stuck detector state per sensor at a location (written only by `detect`, in location order). */
+  sensors: table({ partitionKey: 'location', sortKey: 'deviceId' }),
   /** Drift detector state per sensor at a location (written only by `windows`, in location order). */
   drift: table({ partitionKey: 'location', sortKey: 'deviceId' }),
   /** Webhook subscribers registered with POST /subscriptions. */

@@ -59,7 +59,7 @@ export async function startTestApp(overrides: Partial<AirQualityConfig> = {}): P
         source: 'test',
         type: READING_ACCEPTED,
         data: reading,
-        partitionkey: reading.deviceId,
+        partitionkey: reading.location,
         subject: reading.location,
         ingesttime: now,
       }));
