@@ -17,8 +17,8 @@ export interface LogEntry {
   body: string;
 }
 
-/** Newest events kept parsed in memory (a few seconds at a busy pace; about 1 KiB each). */
-const RECENT = 16_384;
+/** Newest events kept parsed in memory: a second or two at a busy pace (about 1 KiB each). */
+const RECENT = 4_096;
 
 export class EventLog {
   /** Last committed sequence number. */

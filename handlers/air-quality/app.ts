@@ -6,10 +6,9 @@
  * Flow (events; functions in brackets):
  *   POST /readings [ingest], MQTT aq/<location>/<deviceId> [ingestMqtt]
  *     -> aq.reading.accepted (partitionkey: location)
- *        -> [assess] AQI, stored in `readings`; resent readings stop here
+ *        -> [assess] AQI, stored in `readings`, per-sensor spikes and stuck values; resent readings stop here
  *             -> aq.reading.assessed (partitionkey: location)
  *                -> [windows] 1/5/60-minute windows; on finalized minutes: category, sustained, drift
- *        -> [detect] per-sensor spikes and stuck values
  *   aq.alert.raised -> [notify] -> aq.alert.delivery per subscriber -> [deliver] signed webhook POST
  *   schedule rate(1 minute) [tick] -> aq.location.tick -> [windows] finalizes silent locations
  *
@@ -39,7 +38,6 @@ import { defineApp } from '../../core/index.js';
 import { listAlerts } from './alerts.js';
 import { assess } from './assess.js';
 import { configFromEnv, type AirQualityConfig } from './config.js';
-import { detect } from './detect.js';
 import { ingestHttp, ingestMqtt } from './ingest.js';
 import { LiveApi, type LiveRoute, type LiveSource } from './live.js';
 import { listLocations, listReadings, listWindows } from './queries.js';
@@ -57,7 +55,6 @@ export function createAirQualityApp(config: AirQualityConfig) {
       ingest: ingestHttp(config),
       ingestMqtt: ingestMqtt(config),
       assess: assess(config),
-      detect: detect(config),
       windows: windows(config),
       ...(config.idleTick ? { tick: tick(config) } : {}),
       notify: notify(config),

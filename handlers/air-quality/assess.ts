@@ -1,13 +1,16 @@
 /**
- * Stores each accepted reading with its US EPA AQI under `<time>#<deviceId>`, and passes new and
- * corrected readings on to the location's windows. A reading resent (same device and time, a new
- * event id: an MQTT redelivery, a client retry) changes nothing and goes no further, so nothing
- * downstream counts it twice. Runs in location order, so two copies of one reading never race.
+ * Stores each accepted reading with its US EPA AQI under `<time>#<deviceId>`, feeds it to its
+ * sensor's spike and stuck-value detector (detect.ts), and passes new and corrected readings on
+ * to the location's windows. A reading resent (same device and time, a new event id: an MQTT
+ * redelivery, a client retry) changes nothing and goes no further, so nothing downstream counts
+ * it twice. Runs in location order, so two copies of one reading never race.
  */
 import { fn, on, PermanentError } from '../../core/index.js';
+import { ALERT_RAISED } from './alerting.js';
 import { computeAqi, POLLUTANTS } from './aqi.js';
 import type { PollutantValues } from './anomaly.js';
 import type { AirQualityConfig } from './config.js';
+import { detectAnomalies } from './detect.js';
 import { READING_ACCEPTED } from './ingest.js';
 import { readingSchema, type Reading } from './reading.js';
 
@@ -42,8 +45,8 @@ export function readingFrom(data: unknown): Reading {
 export function assess(config: AirQualityConfig) {
   return fn({
     trigger: on({ type: [READING_ACCEPTED] }),
-    uses: { readings: 'write' },
-    emits: [READING_ASSESSED],
+    uses: { readings: 'write', sensors: 'write', alerts: 'write' },
+    emits: [READING_ASSESSED, ALERT_RAISED],
     ordered: true,
     retry: { maxAttempts: 5 },
     handler: async (event, ctx) => {
@@ -60,6 +63,7 @@ export function assess(config: AirQualityConfig) {
       await ctx.tables.readings.put({ ...reading, key, aqi: result.aqi, category: result.category.name, pollutant: result.pollutant, expires });
       const assessed: AssessedReading = { reading, aqi: result.aqi, ...(previous ? { previous } : {}) };
       ctx.emit(READING_ASSESSED, assessed, { partitionkey: reading.location, subject: reading.location });
+      await detectAnomalies(ctx, reading, values, config);
     },
   });
 }

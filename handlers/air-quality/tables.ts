@@ -15,7 +15,7 @@ export const tables = {
   alerts: table({ partitionKey: 'location', sortKey: 'key', ttlAttribute: 'expires' }),
   /** Known locations with their latest AQI, for the console and for listing across the city. */
   locations: table({ partitionKey: 'scope', sortKey: 'location' }),
-  /** Spike and stuck detector state per sensor at a location (written only by `detect`, in location order). */
+  /** Spike and stuck detector state per sensor at a location (written only by `assess`, in location order). */
   sensors: table({ partitionKey: 'location', sortKey: 'deviceId' }),
   /** Drift detector state per sensor at a location (written only by `windows`, in location order). */
   drift: table({ partitionKey: 'location', sortKey: 'deviceId' }),
