@@ -46,8 +46,23 @@ const MAX_OUTSTANDING = 5_000;
 const MAX_CONFLICTS = 20;
 /** Most events of one partition an ordered function runs before committing them together. */
 const ORDERED_BATCH = 100;
-/** An ordered batch gives the event loop a turn after running this long. */
-const YIELD_AFTER_MS = 1;
+/** Batch work one turn of the event loop runs before the batches step aside for I/O and commits. */
+const TURN_BUDGET_MS = 2;
+/** When this turn's batch work began: one event loop for every consumer, so one budget. */
+let turnStarted = 0;
+
+/**
+ * Waits for the next turn of the event loop once this turn's batch work is over its budget.
+ * Handlers that never wait on I/O would otherwise run whole batches, every partition's, in one
+ * turn, while requests and the commit that would answer them wait.
+ */
+async function pace(): Promise<void> {
+  if (performance.now() - turnStarted <= TURN_BUDGET_MS) return;
+  await new Promise((resolve) => setImmediate(resolve));
+  // The first batch to resume in a turn starts the turn's budget; the others share it.
+  const resumed = performance.now();
+  if (resumed - turnStarted > TURN_BUDGET_MS) turnStarted = resumed;
+}
 
 export class Consumer {
   private readPos = 0;
@@ -295,14 +310,8 @@ export class Consumer {
     // The batch's writes so far: what each attempt reads under its own, and what commits.
     const writes = new TableSession(this.ctx.tables);
     let retry: Attempted | undefined;
-    let yielded = performance.now();
     for (let delivery: Delivery | undefined = first; delivery; ) {
-      // Handlers that never wait on I/O would run the whole batch in one turn of the event loop;
-      // let requests and commits in between every millisecond or so.
-      if (performance.now() - yielded > YIELD_AFTER_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        yielded = performance.now();
-      }
+      await pace();
       const attempted = await this.attempt(delivery, writes.asBase());
       if (attempted.result.outcome === 'retry') {
         retry = attempted;

@@ -7,7 +7,7 @@
  * request arrives) to the moment the runtime hands the committed alert to subscribers
  * (LocalRuntime.onEvent, what the app's SSE stream uses). Then: readings per second sustained
  * end to end, with the clients sending as fast as they are answered until all is handled. And
- * the same latency at 250 readings/s, half of what the app sustains here: its latency without a backlog.
+ * the same latency at 1,000 readings/s, half the target rate.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -24,8 +24,8 @@ import { latencyFigures, log } from '../stats.js';
 import { repeat, type BenchOptions, type Scenario } from './types.js';
 
 const RATE = 2_000;
-/** Half of what the app sustains end to end on the busy 2-core machine: its latency without a backlog. */
-const LOW_RATE = 250;
+/** Half the target rate: the latency with the machine about half busy. */
+const LOW_RATE = 1_000;
 const LOCATIONS = 10;
 /** Readings per device before its spikes: the detector learns a sensor over 20. */
 const WARM_UP = 25;
@@ -39,7 +39,7 @@ export const airQualityScenario: Scenario = {
   name: '4. air-quality ingest to alert (vs the paper)',
   metrics: [
     { figure: `${ALERT(RATE)} p50`, unit: 'ms', higherIsBetter: false, baseline: PAPER },
-    { figure: `${ALERT(RATE)} p99`, unit: 'ms', higherIsBetter: false, baseline: PAPER, target: { ratio: 1, text: 'p99 < 500 ms' } },
+    { figure: `${ALERT(RATE)} p99`, unit: 'ms', higherIsBetter: false, baseline: PAPER, target: { ratio: 25, text: 'p99 < 20 ms, 25x better than the paper' } },
     { figure: OFFERED, unit: 'readings/s', higherIsBetter: true, baseline: { value: RATE, name: 'offered rate' } },
     { figure: SUSTAINED, unit: 'readings/s', higherIsBetter: true, baseline: { value: RATE, name: 'the latency run\'s 2,000 readings/s' } },
     { figure: `${ALERT(LOW_RATE)} p50`, unit: 'ms', higherIsBetter: false, baseline: PAPER },

@@ -173,6 +173,9 @@ describe('windows, alerts and the console endpoints', () => {
     expect(readings.length).toBeGreaterThan(0);
     expect(readings.every((r) => r.time >= since)).toBe(true);
     expect(readings.map((r) => r.time)).toEqual([...readings.map((r) => r.time)].sort());
+    // Past the limit: the newest readings, still oldest first.
+    const newest = (await app.get(`/readings?location=bay&since=${since}&limit=3`)) as Reading[];
+    expect(newest.map((r) => `${r.time}#${r.deviceId}`)).toEqual(readings.slice(-3).map((r) => `${r.time}#${r.deviceId}`));
   });
 
   it('streams the alerts over Server-Sent Events as they are committed, filtered by kind', async () => {

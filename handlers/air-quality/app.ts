@@ -18,7 +18,8 @@
  *   GET  /locations                  [{location, time, aqi, category, color, pollutant, readings,
  *                                    alertLevel, finalizedThrough, tooLate}]: latest minute per location
  *   GET  /readings?location=&since=&until=&limit=
- *                                    one location's readings, oldest first (default: last 15 minutes)
+ *                                    one location's readings, oldest first (default: last 15 minutes;
+ *                                    the newest `limit` (1000) when more match)
  *   GET  /windows?location=&size=1|5|60&since=&limit=
  *                                    [{location, size, start, end, readings, means, aqi, category,
  *                                    color, pollutant, final}], oldest first (default: newest 60)

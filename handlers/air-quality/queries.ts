@@ -23,7 +23,10 @@ export function listLocations() {
   });
 }
 
-/** GET /readings?location=&since=&until=&limit=: one location's readings, oldest first (default: the last 15 minutes). */
+/**
+ * GET /readings?location=&since=&until=&limit=: one location's readings, oldest first (default: the
+ * last 15 minutes); when more than `limit` match, the newest `limit` of them.
+ */
 export function listReadings(config: AirQualityConfig) {
   return fn({
     trigger: http('GET', '/readings'),
@@ -36,7 +39,7 @@ export function listReadings(config: AirQualityConfig) {
         const until = params.time('until');
         const limit = params.integer('limit', 1, 5000, 1000);
         const upper = until === undefined ? '\u{10FFFF}' : `${new Date(until).toISOString()}#\u{10FFFF}`;
-        const items = await ctx.tables.readings.query(location, { sortKey: { between: [new Date(since).toISOString(), upper] }, limit });
+        const items = (await ctx.tables.readings.query(location, { sortKey: { between: [new Date(since).toISOString(), upper] }, reverse: true, limit })).reverse();
         return { body: items.map(({ key: _key, expires: _expires, ...reading }) => reading) };
       }),
   });
