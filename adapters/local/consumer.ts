@@ -164,8 +164,7 @@ export class Consumer {
       if (!entry) break;
       if (!entry.matched) continue;
       this.started.push(entry.seq);
-      // The handler gets its own copy: the log's is shared by every function.
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: JSON.parse(entry.body) as CloudEvent, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.event, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
     }
     if (this.readPos !== moved && this.active === 0) this.ctx.commit.schedule();
   }
@@ -210,8 +209,11 @@ export class Consumer {
 
   private launch(delivery: Delivery): void {
     this.active++;
-    if (this.fn.spec.ordered) void this.runOrdered(delivery);
-    else void this.run(delivery).then((settled) => settled && this.finish(delivery));
+    void (this.fn.spec.ordered ? this.runOrdered(delivery) : this.runUnordered(delivery));
+  }
+
+  private async runUnordered(delivery: Delivery): Promise<void> {
+    if (await this.run(delivery)) this.finish(delivery);
   }
 
   private startDueRetries(): void {
@@ -337,10 +339,9 @@ export class Consumer {
 
   /** Commits one attempt's outcome; a duplicate completing meanwhile turns `ok` into `duplicate`. */
   private settle(delivery: Delivery, result: InvokeResult, scope: LocalScope): Promise<void> {
-    const outcome = this.outcome(delivery, result, scope);
     return this.ctx.commit
-      .submit(outcome.write)
-      .then(outcome.committed)
+      .submit(() => this.writeOutcome(delivery, result, scope, true))
+      .then(() => this.committed(result))
       .catch((error: unknown) => {
         if (result.outcome !== 'ok' || !isUniqueViolation(error)) throw error;
         // Completed meanwhile by a duplicate of this event: its effects stand, these are dropped.
@@ -353,66 +354,47 @@ export class Consumer {
    * (gathered, so an item written by every event is written once), then each outcome in order.
    */
   private async settleTogether(batch: Attempted[], writes: TableSession): Promise<void> {
-    const outcomes = batch.map(({ delivery, result, scope }) => this.outcome(delivery, result, scope, false));
     await this.ctx.commit.submit(() => {
       writes.apply();
-      for (const outcome of outcomes) outcome.write();
+      for (const { delivery, result, scope } of batch) this.writeOutcome(delivery, result, scope, false);
     });
-    for (const outcome of outcomes) outcome.committed();
+    for (const { result } of batch) this.committed(result);
   }
 
   /**
-   * What committing an attempt's outcome writes (inside the transaction), and does after.
+   * Inside the commit transaction: what an attempt's outcome writes.
    * @param withWrites whether to apply the attempt's table writes (an ordered batch applies them together)
    */
-  private outcome(delivery: Delivery, result: InvokeResult, scope: LocalScope, withWrites = true): { write: () => void; committed: () => void } {
-    const { records, log, metrics } = this.ctx;
+  private writeOutcome(delivery: Delivery, result: InvokeResult, scope: LocalScope, withWrites: boolean): void {
+    const { records, log } = this.ctx;
     const fnName = this.fn.name;
     const key = eventKey(delivery.event);
     const isRetry = delivery.kind === 'retry';
-    const settled = () => {
-      if (delivery.kind === 'stream') this.settled.add(delivery.seq);
-    };
     switch (result.outcome) {
       case 'ok':
-        return {
-          write: () => {
-            if (withWrites) scope.session.apply();
-            records.complete(fnName, key, Date.now() + IDEMPOTENCY_TTL_MS);
-            log.appendInTransaction(result.emitted.concat(scope.objectEvents));
-            if (isRetry) records.deleteRetry(fnName, key);
-            settled();
-          },
-          committed: () => observeEmitted(metrics, result.emitted),
-        };
+        if (withWrites) scope.session.apply();
+        records.complete(fnName, key, Date.now() + IDEMPOTENCY_TTL_MS);
+        log.appendInTransaction(result.emitted.concat(scope.objectEvents));
+        if (isRetry) records.deleteRetry(fnName, key);
+        break;
       case 'duplicate':
-        return {
-          write: () => {
-            if (isRetry) records.deleteRetry(fnName, key);
-            settled();
-          },
-          committed: () => undefined,
-        };
-      case 'retry': {
-        const due = Date.now() + result.retryInMs;
-        return {
-          write: () => {
-            records.putRetry({ fn: fnName, key, attempt: delivery.attempt + 1, due, event: delivery.event, history: [...delivery.history, result.record] });
-            settled();
-          },
-          committed: () => this.armRetry(due),
-        };
-      }
+        if (isRetry) records.deleteRetry(fnName, key);
+        break;
+      case 'retry':
+        records.putRetry({ fn: fnName, key, attempt: delivery.attempt + 1, due: Date.now() + result.retryInMs, event: delivery.event, history: [...delivery.history, result.record] });
+        break;
       case 'dead':
-        return {
-          write: () => {
-            records.putDeadLetter({ id: newEventId(), fn: fnName, event: delivery.event, attempts: [...delivery.history, result.record], deadAt: new Date().toISOString() });
-            if (isRetry) records.deleteRetry(fnName, key);
-            settled();
-          },
-          committed: () => undefined,
-        };
+        records.putDeadLetter({ id: newEventId(), fn: fnName, event: delivery.event, attempts: [...delivery.history, result.record], deadAt: new Date().toISOString() });
+        if (isRetry) records.deleteRetry(fnName, key);
+        break;
     }
+    if (delivery.kind === 'stream') this.settled.add(delivery.seq);
+  }
+
+  /** After the commit: metrics for what was emitted, the timer for a retry. */
+  private committed(result: InvokeResult): void {
+    if (result.outcome === 'ok') observeEmitted(this.ctx.metrics, result.emitted);
+    else if (result.outcome === 'retry') this.armRetry(Date.now() + result.retryInMs);
   }
 
   private releaseSlot(): void {

@@ -39,9 +39,6 @@ export function openDatabase({ dataDir, synchronous = 'normal' }: OpenOptions): 
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
-  // 64 MiB of page cache (the default is 2 MiB): the hot pages of the log, completions and
-  // tables stay in memory rather than being read back through the OS on every lookup.
-  db.pragma('cache_size = -65536');
   db.exec(SCHEMA);
   return db;
 }

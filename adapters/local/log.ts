@@ -1,31 +1,20 @@
 /**
  * The durable event log: one SQLite table, appended through the group commit, read by every
  * function's consumer from its own cursor.
- *
- * The newest events are also kept in memory, parsed: consumers keeping up with the log read them
- * from there, so each event is parsed once rather than once per function (and not read back from
- * SQLite at all). A consumer far behind reads from the table.
  */
 import type { CloudEvent } from '../../core/event.js';
 import type { Db, GroupCommit } from './db.js';
 
 export interface LogEntry {
   seq: number;
-  /** Shared by every reader: not to be modified (`body` parses to a private copy). */
   event: CloudEvent;
-  /** The event as stored (JSON). */
-  body: string;
 }
-
-/** Newest events kept parsed in memory: a second or two at a busy pace (about 1 KiB each). */
-const RECENT = 4_096;
 
 export class EventLog {
   /** Last committed sequence number. */
   head: number;
-  /** Appended in the current transaction, by sequence number; a rolled-back unit's are replaced or dropped. */
-  private pending = new Map<number, LogEntry>();
-  private readonly recent = new Map<number, LogEntry>();
+  /** Set when a transaction appends; cleared after its commit. */
+  private appended = false;
   private readonly insertStmt;
   private readonly readStmt;
   private readonly listeners = new Set<() => void>();
@@ -37,16 +26,11 @@ export class EventLog {
     this.insertStmt = db.prepare('INSERT INTO events (body) VALUES (?)');
     this.readStmt = db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
     commit.onAfterCommit(() => {
-      if (this.pending.size === 0) return;
+      if (!this.appended) return;
+      this.appended = false;
       // Read back, not counted: a unit that appended and then failed was rolled back, and its
-      // sequence numbers are given out again (to a later unit, whose entries replaced its own).
+      // sequence numbers are given out again.
       this.head = committedHead();
-      for (const [seq, entry] of this.pending) {
-        if (seq > this.head) continue;
-        this.recent.set(seq, entry);
-        this.recent.delete(seq - RECENT);
-      }
-      this.pending = new Map();
       for (const listener of this.listeners) listener();
     });
   }
@@ -58,28 +42,13 @@ export class EventLog {
 
   /** Appends as part of the caller's transaction (used for emitted events). */
   appendInTransaction(events: CloudEvent[]): void {
-    for (const event of events) {
-      const body = JSON.stringify(event);
-      const seq = Number(this.insertStmt.run(body).lastInsertRowid);
-      // A private copy: the appender may still hold (and change) the object it appended.
-      this.pending.set(seq, { seq, event: JSON.parse(body) as CloudEvent, body });
-    }
+    for (const event of events) this.insertStmt.run(JSON.stringify(event));
+    if (events.length > 0) this.appended = true;
   }
 
-  /** Up to `limit` committed events after `afterSeq`, oldest first. */
   read(afterSeq: number, limit: number): LogEntry[] {
-    if (this.recent.has(afterSeq + 1)) {
-      const entries: LogEntry[] = [];
-      for (let seq = afterSeq + 1; seq <= this.head && entries.length < limit; seq++) {
-        const entry = this.recent.get(seq);
-        if (!entry) break; // not kept (a gap left by truncation): the rest from the table
-        entries.push(entry);
-      }
-      if (entries.length === limit || entries.at(-1)!.seq === this.head) return entries;
-      return entries.concat(this.read(entries.at(-1)!.seq, limit - entries.length));
-    }
     const rows = this.readStmt.all(afterSeq, limit) as Array<{ seq: number; body: string }>;
-    return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.body) as CloudEvent, body: row.body }));
+    return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.body) as CloudEvent }));
   }
 
   /** Calls `listener` after each commit that appended events. */

@@ -152,8 +152,7 @@ export class LocalRuntime implements IngressTarget {
   /**
    * Calls `listener` with each event of `type` appended to the log from now on, once its commit is
    * durable (published, emitted or redriven alike): for in-process bridges such as Server-Sent
-   * Events. Returns the unsubscribe. The log is read back only while someone listens. The event
-   * is shared with every listener: read it, do not modify it.
+   * Events. Returns the unsubscribe. The log is read back only while someone listens.
    */
   onEvent(type: string, listener: (event: CloudEvent) => void): () => void {
     const listeners = this.eventListeners.get(type) ?? new Set();

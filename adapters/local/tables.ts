@@ -80,6 +80,7 @@ export class TableSession extends BufferedTables {
 
   /** Inside the commit transaction: re-checks conditional writes against committed state, then writes. */
   apply(): void {
+    if (this.size === 0) return;
     for (const w of this.writes()) {
       // Only conditional writes carry an expectation; the others need no read.
       if (w.expected !== undefined && !stillExpected(w, this.tables.get(w.table, w.pk, w.sk))) {
