@@ -8,7 +8,7 @@
 import { OBJECT_CREATED_TYPE, type Access, type App, type AppFunction, type Context, type EmitOptions, type HttpResponse, type ResourceSpec } from './app.js';
 import { afterFailure, attemptRecord, isPermanent, retryPolicy, TimeoutError, type AttemptRecord } from './delivery.js';
 import { deriveEventId, traceparentFor, type CloudEvent } from './event.js';
-import { AccessError, type Bucket, type Logger, type Metrics, type ObjectInfo, type ReadBucket, type ReadTable, type Table } from './ports.js';
+import { AccessError, type Bucket, type Item, type KeyValue, type Logger, type Metrics, type ObjectInfo, type QueryOptions, type ReadBucket, type ReadTable, type Table } from './ports.js';
 
 /** Resource views for one attempt, provided by the adapter. */
 export interface InvocationScope {
@@ -173,13 +173,31 @@ function denied(resource: string, operation: string): Promise<never> {
 }
 
 function guardTable(name: string, table: Table, access: Access): Table | ReadTable {
-  if (access === 'write') return table;
-  return {
-    get: (key) => table.get(key),
-    query: (pk, options) => table.query(pk, options),
-    put: () => denied(name, 'put'),
-    delete: () => denied(name, 'delete'),
-  } as ReadTable;
+  return access === 'write' ? table : new ReadOnlyTable(name, table);
+}
+
+/** A table granted `read`: reads pass through, writes are refused (a class: one per table per attempt). */
+class ReadOnlyTable implements ReadTable {
+  constructor(
+    private readonly name: string,
+    private readonly table: Table,
+  ) {}
+
+  get(key: Item): Promise<Item | undefined> {
+    return this.table.get(key);
+  }
+
+  query(pk: KeyValue, options?: QueryOptions): Promise<Item[]> {
+    return this.table.query(pk, options);
+  }
+
+  put(): Promise<never> {
+    return denied(this.name, 'put');
+  }
+
+  delete(): Promise<never> {
+    return denied(this.name, 'delete');
+  }
 }
 
 function guardBucket(name: string, bucket: Bucket, access: Access): Bucket | ReadBucket {

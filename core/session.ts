@@ -81,40 +81,28 @@ export class TableSession {
   }
 
   table(name: string, spec: TableSpec): Table {
-    const key = (item: Item) => keyOf(item, spec.partitionKey, spec.sortKey, name);
-    const current = async (pk: KeyValue, sk: KeyValue): Promise<Item | undefined> => {
-      const buffered = this.find(name, pk, sk);
-      if (buffered) return live(buffered);
-      return this.committed.get(name, pk, sk);
-    };
-    const write = async (pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined) => {
-      const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
-      // An unconditional write needs no read of the stored item.
-      const existing = conditional ? await current(pk, sk) : undefined;
-      if (conditional && !conditionHolds(existing, options)) {
-        throw new ConditionFailedError(`table "${name}": condition failed for key ${JSON.stringify(sk === '' ? [pk] : [pk, sk])}`);
-      }
-      const previous = this.find(name, pk, sk);
-      const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
-      const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
-      this.specs.set(name, spec);
-      this.put({ table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
-    };
-    return {
-      get: async (k) => {
-        const [pk, sk] = key(k);
-        return current(pk, sk);
-      },
-      query: async (pk, options = {}) => this.query(name, spec, pk, options),
-      put: async (item, options) => {
-        const [pk, sk] = key(item);
-        await write(pk, sk, structuredClone(item), options);
-      },
-      delete: async (k, options) => {
-        const [pk, sk] = key(k);
-        await write(pk, sk, undefined, options);
-      },
-    };
+    return new SessionTable(this, name, spec);
+  }
+
+  /** An item as this attempt sees it: its own write, else the committed one. */
+  current(name: string, pk: KeyValue, sk: KeyValue): Item | undefined | Promise<Item | undefined> {
+    const buffered = this.find(name, pk, sk);
+    return buffered ? live(buffered) : this.committed.get(name, pk, sk);
+  }
+
+  /** Buffers a put (`item`) or delete (undefined), checking its condition against what this attempt sees. */
+  async write(name: string, spec: TableSpec, pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined): Promise<void> {
+    const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
+    // An unconditional write needs no read of the stored item.
+    const existing = conditional ? await this.current(name, pk, sk) : undefined;
+    if (conditional && !conditionHolds(existing, options)) {
+      throw new ConditionFailedError(`table "${name}": condition failed for key ${JSON.stringify(sk === '' ? [pk] : [pk, sk])}`);
+    }
+    const previous = this.find(name, pk, sk);
+    const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
+    const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
+    this.specs.set(name, spec);
+    this.put({ table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
   }
 
   private find(table: string, pk: KeyValue, sk: KeyValue): BufferedWrite | undefined {
@@ -130,7 +118,8 @@ export class TableSession {
     items.set(write.sk, write);
   }
 
-  private async query(name: string, spec: TableSpec, pk: KeyValue, options: QueryOptions): Promise<Item[]> {
+  /** A partition's items as this attempt sees them: its own writes over the committed items. */
+  async query(name: string, spec: TableSpec, pk: KeyValue, options: QueryOptions): Promise<Item[]> {
     const mine = this.buffered.get(name)?.get(pk);
     if (!mine) return this.committed.query(name, pk, options);
     // Overlay these writes on the committed rows, then order and limit.
@@ -141,6 +130,38 @@ export class TableSession {
     if (options.reverse) sorted.reverse();
     const items = sorted.map(([, item]) => item as Item);
     return options.limit ? items.slice(0, options.limit) : items;
+  }
+}
+
+/** One table as an attempt's handler sees it (a class: one is made per table per attempt). */
+class SessionTable implements Table {
+  constructor(
+    private readonly session: TableSession,
+    private readonly name: string,
+    private readonly spec: TableSpec,
+  ) {}
+
+  async get(key: Item): Promise<Item | undefined> {
+    const [pk, sk] = this.key(key);
+    return this.session.current(this.name, pk, sk);
+  }
+
+  query(pk: KeyValue, options: QueryOptions = {}): Promise<Item[]> {
+    return this.session.query(this.name, this.spec, pk, options);
+  }
+
+  async put(item: Item, options?: PutOptions): Promise<void> {
+    const [pk, sk] = this.key(item);
+    await this.session.write(this.name, this.spec, pk, sk, structuredClone(item), options);
+  }
+
+  async delete(key: Item, options?: Pick<PutOptions, 'ifMatch'>): Promise<void> {
+    const [pk, sk] = this.key(key);
+    await this.session.write(this.name, this.spec, pk, sk, undefined, options);
+  }
+
+  private key(item: Item): [KeyValue, KeyValue] {
+    return keyOf(item, this.spec.partitionKey, this.spec.sortKey, this.name);
   }
 }
 

@@ -365,8 +365,8 @@ export class DynamoSession {
       this.written.add(id);
     };
     return {
-      get: inner.get,
-      query: inner.query,
+      get: (key) => inner.get(key),
+      query: (pk, options) => inner.query(pk, options),
       put: async (item, options) => {
         await inner.put(item, options);
         noteWrite(item, options);

@@ -137,8 +137,8 @@ export class PgStore {
       await this.commit(app, session);
     };
     return {
-      get: read.get,
-      query: read.query,
+      get: (key) => read.get(key),
+      query: (pk, options) => read.query(pk, options),
       put: (item, options) => once((t) => t.put(item, options)),
       delete: (key, options) => once((t) => t.delete(key, options)),
     };
