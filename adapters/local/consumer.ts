@@ -311,10 +311,11 @@ export class Consumer {
     const batch: Attempted[] = [];
     // The batch's writes so far: what each attempt reads under its own, and what commits.
     const writes = new TableSession(this.ctx.tables);
+    const base = writes.asBase();
     let retry: Attempted | undefined;
     for (let delivery: Delivery | undefined = first; delivery; ) {
       await pace();
-      const attempted = await this.attempt(delivery, writes.asBase());
+      const attempted = await this.attempt(delivery, base);
       if (attempted.result.outcome === 'retry') {
         retry = attempted;
         break;
