@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppDefinitionError, defineApp, fn, http, objectCreated, on, schedule, table, triggerPattern } from './app.js';
 import { HttpRequestError, matchRoute } from './http.js';
+import { redactUrl } from './redact.js';
 import { backoffDelay, DEFAULT_RETRY, PermanentError, afterFailure, isPermanent, retryPolicy } from './delivery.js';
 import { cloudEventProblems, deriveEventId, newEventId, traceIdOf, traceparentFor } from './event.js';
 import { compilePattern } from './pattern/index.js';
@@ -78,6 +79,13 @@ describe('app description', () => {
     expect(() => http('GET', '/files/*rest')).toThrow(/only literal segments and ":name" parameters/);
     expect(() => http('GET', '/files/:a-b')).toThrow(AppDefinitionError);
     expect(http('GET', '/files/:name').path).toBe('/files/:name');
+  });
+
+  it('redacts the password of a URL for logs and errors, and never echoes what is not a URL', () => {
+    expect(redactUrl('postgres://app:s3cret@db:5432/test')).toBe('postgres://app:***@db:5432/test');
+    expect(redactUrl('mqtt://broker:1883')).toBe('mqtt://broker:1883');
+    expect(redactUrl('nats://:tok3n@nats:4222')).not.toContain('tok3n');
+    expect(redactUrl('s3cret not a url')).toBe('(unparseable URL)');
   });
 
   it('matches routes like express: parameters decoded, case-insensitive, optional trailing slash', () => {

@@ -31,7 +31,7 @@ import { HttpServer } from '../http/server.js';
 import { errorBody, errorStatus } from '../http/errors.js';
 import { PromMetrics } from '../http/metrics.js';
 import { ObjectStoreBucket } from '../nats/bucket.js';
-import { redact } from '../postgres/store.js';
+import { redactUrl } from '../../core/redact.js';
 import { toBinaryHttp } from './encode.js';
 import { ATTEMPT_HEADER, type FunctionStores, type KnativeFunctionOptions } from './types.js';
 
@@ -260,10 +260,10 @@ export class KnativeFunction {
         try {
           response = await fetch(sink, { method: 'POST', headers, body: new Uint8Array(body), signal: AbortSignal.timeout(SINK_TIMEOUT_MS) });
         } catch (error) {
-          throw new StatusError(502, `K_SINK ${redact(sink)} did not take event ${event.id}: ${(error as Error).message}`);
+          throw new StatusError(502, `K_SINK ${redactUrl(sink)} did not take event ${event.id}: ${(error as Error).message}`);
         }
         await response.arrayBuffer().catch(() => undefined);
-        if (!response.ok) throw new StatusError(502, `K_SINK ${redact(sink)} answered ${response.status} for event ${event.id}`);
+        if (!response.ok) throw new StatusError(502, `K_SINK ${redactUrl(sink)} answered ${response.status} for event ${event.id}`);
       }),
     );
   }

@@ -17,7 +17,8 @@ import { clientAuth } from '../nats/permissions.js';
 import { NatsRecords } from '../nats/records.js';
 import { names, recordKey } from '../nats/subjects.js';
 import { hasEffects } from '../nats/worker.js';
-import { PgStore, redact } from '../postgres/store.js';
+import { redactUrl } from '../../core/redact.js';
+import { PgStore } from '../postgres/store.js';
 import type { CompletionStore, FunctionStores } from './types.js';
 
 export interface NatsSettings {
@@ -117,7 +118,7 @@ export async function connectNats(settings: NatsSettings, name: string, fnName?:
       ...auth,
     });
   } catch (error) {
-    throw new Error(`NATS at ${settings.servers.map(redact).join(', ')} is not reachable: ${(error as Error).message}`);
+    throw new Error(`NATS at ${settings.servers.map(redactUrl).join(', ')} is not reachable: ${(error as Error).message}`);
   }
 }
 

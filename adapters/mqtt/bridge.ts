@@ -15,6 +15,7 @@ import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { MQTT_MESSAGE_TYPE, topicMatches, type App, type MqttMessageData } from '../../core/app.js';
 import { newEventId, traceparentFor, type CloudEvent } from '../../core/event.js';
 import type { Logger } from '../../core/ports.js';
+import { redactUrl } from '../../core/redact.js';
 import type { IngressTarget } from '../http/types.js';
 
 export type MqttBridgeTarget = Pick<IngressTarget, 'app' | 'publish' | 'overloaded'>;
@@ -116,7 +117,7 @@ export class MqttBridge {
   }
 
   private wire(url: string): void {
-    const where = redact(url);
+    const where = redactUrl(url);
     let reported = false;
     this.client.on('connect', (connack) => {
       reported = false;
@@ -161,16 +162,5 @@ export class MqttBridge {
         await sleep(Math.min(5000, 100 * 2 ** attempt));
       }
     }
-  }
-}
-
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '(invalid URL)';
   }
 }

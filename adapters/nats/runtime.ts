@@ -24,7 +24,8 @@ import { createIngress, type IngressOptions } from '../http/ingress.js';
 import { HttpServer } from '../http/server.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
-import { PgStore, redact } from '../postgres/store.js';
+import { redactUrl } from '../../core/redact.js';
+import { PgStore } from '../postgres/store.js';
 import { OutboxMarks, type NatsContext } from './context.js';
 import { NatsRecords } from './records.js';
 import { names } from './subjects.js';
@@ -121,7 +122,7 @@ export class NatsRuntime implements IngressTarget {
     try {
       nc = await connect({ servers, name: `petrel-${app.name}`, timeout: options.connectTimeoutMs ?? 5000, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     } catch (error) {
-      throw new Error(`NATS at ${servers.map(redact).join(', ')} is not reachable: ${(error as Error).message}`);
+      throw new Error(`NATS at ${servers.map(redactUrl).join(', ')} is not reachable: ${(error as Error).message}`);
     }
     let pg: PgStore | undefined;
     try {

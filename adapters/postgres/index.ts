@@ -1,1 +1,1 @@
-export { PgStore, encodeKey, redact, type CommitResult, type Completion, type CompletionRecord, type PgStoreOptions } from './store.js';
+export { PgStore, encodeKey, type CommitResult, type Completion, type CompletionRecord, type PgStoreOptions } from './store.js';

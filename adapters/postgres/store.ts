@@ -12,6 +12,7 @@ import type { TableSpec } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS } from '../../core/delivery.js';
 import type { CloudEvent } from '../../core/event.js';
 import { ConditionFailedError, type Item, type KeyValue, type QueryOptions, type Table } from '../../core/ports.js';
+import { redactUrl } from '../../core/redact.js';
 import { TableSession, type BufferedWrite, type CommittedTables } from '../../core/session.js';
 
 const SCHEMA = `
@@ -103,7 +104,7 @@ export class PgStore {
       }
     } catch (error) {
       await pool.end();
-      throw new Error(`PostgreSQL at ${redact(url)} is not usable: ${(error as Error).message}`);
+      throw new Error(`PostgreSQL at ${redactUrl(url)} is not usable: ${(error as Error).message}`);
     }
     return store;
   }
@@ -355,13 +356,3 @@ function nowSeconds(): number {
   return Date.now() / 1000;
 }
 
-/** A connection URL without its password, for messages. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}

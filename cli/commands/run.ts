@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { HttpDispatcher, ingressApp } from '../../adapters/knative/index.js';
-import { NatsRuntime } from '../../adapters/nats/index.js';
+import type { HttpDispatcher } from '../../adapters/knative/index.js';
+import type { NatsRuntime } from '../../adapters/nats/index.js';
 import { CliError, DEFAULT_APP, loadApp } from '../load.js';
 import { exitOnSignals, parsePort } from '../shared.js';
 
@@ -39,6 +39,8 @@ export function registerRun(program: Command): void {
       const logger = pino({ name: app.name, level: process.env.PETREL_LOG_LEVEL ?? 'info' });
       const servers = options.nats.split(',').map((s) => s.trim());
       const dispatching = options.dispatch === 'http';
+      // Loaded here, not at the top: every other command starts without NATS, PostgreSQL and Knative.
+      const [{ NatsRuntime }, { HttpDispatcher, ingressApp }] = await Promise.all([import('../../adapters/nats/index.js'), import('../../adapters/knative/index.js')]);
       let runtime: NatsRuntime;
       let dispatcher: HttpDispatcher | undefined;
       try {

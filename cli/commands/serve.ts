@@ -1,8 +1,7 @@
 /** `petrel serve <function> [app]`: one function as a Knative Service (CloudEvents over HTTP). */
 import type { Command } from 'commander';
 import pino from 'pino';
-import { KnativeFunction, openStores } from '../../adapters/knative/index.js';
-import { redact } from '../../adapters/postgres/store.js';
+import { redactUrl } from '../../core/redact.js';
 import { CliError, DEFAULT_APP, loadApp } from '../load.js';
 import { exitOnSignals, parsePort } from '../shared.js';
 
@@ -12,9 +11,9 @@ function sinkUrl(value: string | undefined): string | undefined {
   try {
     url = new URL(value);
   } catch {
-    throw new CliError(`K_SINK must be an http(s) URL, got ${JSON.stringify(redact(value))}`);
+    throw new CliError(`K_SINK must be an http(s) URL, got ${JSON.stringify(redactUrl(value))}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`K_SINK must be an http(s) URL, got ${redact(value)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`K_SINK must be an http(s) URL, got ${redactUrl(value)}`);
   return value;
 }
 
@@ -41,6 +40,8 @@ export function registerServe(program: Command): void {
       const sink = sinkUrl(options.sink);
       const logger = pino({ name: `${app.name}/${fn.name}`, level: process.env.PETREL_LOG_LEVEL ?? 'info' });
       const nats = options.nats ? { servers: options.nats.split(',').map((s) => s.trim()), caFile: process.env.PETREL_NATS_CA_FILE, seedFile: process.env.PETREL_NATS_SEED_FILE } : undefined;
+      // Loaded here, not at the top: every other command starts without NATS, PostgreSQL and Knative.
+      const { KnativeFunction, openStores } = await import('../../adapters/knative/index.js');
       let stores;
       try {
         stores = await openStores(app, fn, { nats, pgUrl: options.pg, logger });
@@ -55,7 +56,7 @@ export function registerServe(program: Command): void {
         throw new CliError((error as Error).message);
       }
       const records = stores.completions ? `completion records in ${stores.completions.kind}` : 'no completion records (no effects to protect)';
-      console.error(`petrel: function ${fn.name} of ${app.name} at http://${options.host}:${options.port} (${records}; K_SINK ${sink ? redact(sink) : 'not set'})`);
+      console.error(`petrel: function ${fn.name} of ${app.name} at http://${options.host}:${options.port} (${records}; K_SINK ${sink ? redactUrl(sink) : 'not set'})`);
       exitOnSignals(() => server.stop());
     });
 }
