@@ -19,6 +19,7 @@ import { HttpServer } from '../http/server.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
 import { Consumer } from './consumer.js';
+import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, openDatabase, type Db } from './db.js';
 import type { Invocation } from './journal.js';
 import { EventLog } from './log.js';
@@ -57,8 +58,10 @@ export class LocalRuntime implements IngressTarget {
   private watchedSeq = 0;
   private fatal?: unknown;
   private stopping?: Promise<void>;
+  private readonly checkpointer: Checkpointer;
 
   private constructor(readonly app: App, private readonly db: Db, private readonly options: Required<Omit<LocalRuntimeOptions, 'logger' | 'synchronous' | 'onInvoked'>> & Pick<LocalRuntimeOptions, 'onInvoked'> & { logger: Logger }) {
+    this.checkpointer = Checkpointer.start(db, options.logger);
     const commit = new GroupCommit(db, (error) => {
       this.fatal = error;
       options.logger.error({ err: error }, 'the data store failed; no further events are accepted');
@@ -219,6 +222,7 @@ export class LocalRuntime implements IngressTarget {
       this.shutdown.abort(new Error('runtime stopped'));
       await this.ctx.commit.drain();
       await this.http?.close();
+      await this.checkpointer.stop();
       this.db.close();
     })();
     return this.stopping;

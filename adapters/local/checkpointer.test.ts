@@ -1,0 +1,36 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Checkpointer } from './checkpointer.js';
+import { openDatabase } from './db.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('WAL checkpoints from a worker thread', () => {
+  it('keep the WAL from growing while the runtime thread never checkpoints itself', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-checkpoint-'));
+    dirs.push(dataDir);
+    const db = openDatabase({ dataDir });
+    const checkpointer = Checkpointer.start(db, pino({ level: 'silent' }), 50);
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    const put = db.prepare('INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?, ?, ?, ?)');
+    const blob = 'x'.repeat(4000);
+    // 16 MB of pages in 16 rounds, with time for the worker between them.
+    for (let round = 0; round < 16; round++) {
+      db.transaction(() => {
+        for (let i = 0; i < 250; i++) put.run('t', round, i, blob);
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 120));
+    }
+    const wal = statSync(join(dataDir, 'petrel.db-wal')).size;
+    expect(wal).toBeLessThan(6 * 1024 * 1024);
+    await checkpointer.stop();
+    expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 16 * 250 });
+    db.close();
+  });
+});
