@@ -97,10 +97,12 @@ describe.skipIf(!haveChromium && !inCi)('web console in headless Chromium', () =
     // The city: every location, coloured by its category, with its AQI.
     const downtown = page.locator('.marker[data-location="downtown"]');
     await expect.poll(() => downtown.getAttribute('data-aqi'), { timeout: 10_000 }).toMatch(/^\d+$/);
-    expect(await page.locator('.marker').count()).toBe(5);
-    expect(await downtown.locator('.marker-dot').getAttribute('fill')).toBe('#FF0000');
-    expect(await page.locator('.marker[data-location="harbour"] .marker-dot').getAttribute('fill')).toBe('#00E400');
-    expect(await page.locator('.marker[data-location="airport"] .marker-dot').getAttribute('fill')).toBe('#8F3F97');
+    // Each location's readings are windowed in their own batches: the others may follow a moment later.
+    await expect.poll(() => page.locator('.marker').count(), { timeout: 10_000 }).toBe(5);
+    const fill = (location: string) => page.locator(`.marker[data-location="${location}"] .marker-dot`).getAttribute('fill');
+    await expect.poll(() => fill('downtown'), { timeout: 10_000 }).toBe('#FF0000');
+    await expect.poll(() => fill('harbour'), { timeout: 10_000 }).toBe('#00E400');
+    await expect.poll(() => fill('airport'), { timeout: 10_000 }).toBe('#8F3F97');
 
     // Alerts arrive over the stream, with the id of the event that raised them.
     const streamed = page.locator('.alert[data-kind="category"]:not([data-event-id=""])', { hasText: 'downtown' });
