@@ -16,18 +16,18 @@
  * admin lists and redrives. The app's streams and KV buckets must exist: the NATS runtime serving
  * its ingress creates them (`ingressApp`).
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type Consumer, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
-import { defineApp, scheduledEvent, triggerPattern, type App, type AppFunction } from '../../core/app.js';
+import { defineApp, scheduledEvent, type App, type AppFunction } from '../../core/app.js';
 import { attemptRecord, backoffDelay, retryPolicy, sleep, TimeoutError, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
 import type { Logger } from '../../core/ports.js';
 import { toCloudEvents } from '../http/binding.js';
+import { DurableConsumer } from '../nats/durable.js';
 import { NatsRecords } from '../nats/records.js';
-import { filterSubject, names, recordKey } from '../nats/subjects.js';
-import { REDRIVE_HEADER } from '../nats/worker.js';
+import { names, recordKey } from '../nats/subjects.js';
 import { toBinaryHttp } from './encode.js';
 import { connectNats, type NatsSettings } from './stores.js';
 import { ATTEMPT_HEADER } from './types.js';
@@ -43,7 +43,6 @@ export interface HttpDispatcherOptions {
 const ANSWER_MARGIN_MS = 2000;
 /** Ack wait beyond the POST's own timeout: time to publish the reply and ack. */
 const ACK_MARGIN_MS = 1000;
-const MAX_BATCH = 256;
 /** Statuses Knative's data-plane contract retries; every other non-2xx is final. */
 const RETRIED = new Set([404, 408, 409, 429]);
 
@@ -67,108 +66,15 @@ interface DispatchContext {
 type Answer = { outcome: 'done'; reply?: CloudEvent } | { outcome: 'retry' | 'dead'; record: AttemptRecord };
 
 /** One function's durable consumer and its HTTP endpoint. */
-class Route {
-  private consumer?: Consumer;
-  private messages?: ConsumerMessages;
-  private readonly inFlight = new Map<JsMsg, number>();
-  private idleWaiters: Array<() => void> = [];
-  private stopped = false;
-  private lagCache = 0;
+class Route extends DurableConsumer {
   readonly answerTimeoutMs: number;
-  readonly ackWaitMs: number;
 
-  constructor(private readonly ctx: DispatchContext, readonly fn: AppFunction, readonly url: string) {
+  constructor(private readonly ctx: DispatchContext, fn: AppFunction, readonly url: string) {
+    super(ctx, fn, fn.spec.timeoutMs + ANSWER_MARGIN_MS + ACK_MARGIN_MS);
     this.answerTimeoutMs = fn.spec.timeoutMs + ANSWER_MARGIN_MS;
-    this.ackWaitMs = this.answerTimeoutMs + ACK_MARGIN_MS;
   }
 
-  consumerConfig(): Partial<ConsumerConfig> & { durable_name: string } {
-    const { fn } = this;
-    return {
-      durable_name: fn.name,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.New,
-      filter_subject: filterSubject(this.ctx.app.name, triggerPattern(fn.spec.trigger, fn.name)),
-      ack_wait: nanos(this.ackWaitMs),
-      max_deliver: -1,
-      max_ack_pending: fn.spec.ordered ? 1 : fn.spec.concurrency,
-    };
-  }
-
-  async start(): Promise<void> {
-    const { jsm, js, names: n } = this.ctx;
-    const config = this.consumerConfig();
-    try {
-      const { config: current } = await jsm.consumers.info(n.stream, config.durable_name);
-      if (current.filter_subject !== config.filter_subject || current.ack_wait !== config.ack_wait || current.max_ack_pending !== config.max_ack_pending || current.max_deliver !== config.max_deliver) {
-        await jsm.consumers.update(n.stream, config.durable_name, { filter_subject: config.filter_subject, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending, max_deliver: config.max_deliver });
-      }
-    } catch (error) {
-      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound)) throw error;
-      await jsm.consumers.add(n.stream, config);
-    }
-    this.consumer = await js.consumers.get(n.stream, config.durable_name);
-    this.messages = await this.consumer.consume({
-      max_messages: Math.min(config.max_ack_pending!, MAX_BATCH),
-      callback: (msg) => {
-        if (this.stopped) return settle(() => msg.nak());
-        void this.handle(msg);
-      },
-    });
-  }
-
-  lag(): number {
-    return this.lagCache;
-  }
-
-  busy(): boolean {
-    return this.inFlight.size > 0;
-  }
-
-  async refresh(): Promise<number> {
-    if (!this.consumer) return this.lagCache;
-    const info = await this.consumer.info();
-    this.lagCache = info.num_pending + info.num_ack_pending;
-    return this.lagCache;
-  }
-
-  /** Tells the server that slow deliveries are still in progress. */
-  keepAlive(now = Date.now()): void {
-    for (const [msg, since] of this.inFlight) if (now - since > this.ackWaitMs / 3) settle(() => msg.working());
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.messages?.close().catch(() => undefined);
-    if (this.inFlight.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private async handle(msg: JsMsg): Promise<void> {
-    const { ctx, fn } = this;
-    let event: CloudEvent;
-    try {
-      event = JSON.parse(msg.string()) as CloudEvent;
-    } catch {
-      ctx.logger.error({ fn: fn.name, subject: msg.subject, seq: msg.seq }, 'message is not a JSON CloudEvent; terminated');
-      return settle(() => msg.term());
-    }
-    const redriveFor = msg.headers?.get(REDRIVE_HEADER);
-    if ((redriveFor && redriveFor !== fn.name) || !fn.pattern!.matches(event)) return settle(() => msg.ack());
-    this.inFlight.set(msg, Date.now());
-    try {
-      await this.deliver(msg, event);
-    } catch (error) {
-      // NATS unreachable while settling: the event comes back after ack wait, and the function's
-      // completion record keeps the next delivery from doubling anything.
-      ctx.logger.error({ err: error, fn: fn.name, eventId: event.id }, 'could not settle an event; it will be delivered again');
-      if (!this.stopped) settle(() => msg.nak(1000));
-    } finally {
-      this.inFlight.delete(msg);
-      if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    }
-  }
-
-  private async deliver(msg: JsMsg, event: CloudEvent): Promise<void> {
+  protected async deliver(msg: JsMsg, event: CloudEvent): Promise<void> {
     const { ctx, fn } = this;
     const historyKey = recordKey(fn.name, eventKey(event));
     const delivered = msg.info.deliveryCount;
@@ -335,7 +241,7 @@ export class HttpDispatcher {
   private startTimers(): void {
     const every = (ms: number, run: () => unknown) => this.timers.push(setInterval(run, ms).unref());
     every(1000, () => Promise.all(this.routes.map((r) => r.refresh())).catch((error: unknown) => this.ctx.logger.warn({ err: error }, 'could not read consumer state')));
-    for (const route of this.routes) every(Math.max(100, route.ackWaitMs / 3), () => route.keepAlive());
+    for (const route of this.routes) every(route.keepAliveEveryMs, () => route.keepAlive());
     // Schedules fire here, as the NATS runtime fires them for its workers; the period-derived id makes JetStream keep one.
     for (const fn of this.ctx.app.functions) {
       const trigger = fn.spec.trigger;
@@ -368,13 +274,3 @@ function causeOf(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (error as Error).message;
 }
-
-/** Acks on a connection that is gone throw; the server redelivers after ack wait anyway. */
-function settle(ack: () => void): void {
-  try {
-    ack();
-  } catch {
-    // nothing to do: see above
-  }
-}
-

@@ -29,7 +29,8 @@ import { PgStore } from '../postgres/store.js';
 import { OutboxMarks, type NatsContext } from './context.js';
 import { NatsRecords } from './records.js';
 import { names } from './subjects.js';
-import { commitOk, FunctionWorker, NatsScope, REDRIVE_HEADER } from './worker.js';
+import { REDRIVE_HEADER } from './durable.js';
+import { commitOk, FunctionWorker, NatsScope } from './worker.js';
 
 export interface NatsRuntimeOptions {
   /** NATS server URL(s), e.g. nats://127.0.0.1:4222. */

@@ -9,9 +9,8 @@
  * A redelivered event that is already completed re-publishes its outbox (JetStream drops the
  * duplicates by message id) and is acked, so a crash between commit and ack loses nothing.
  */
-import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type Consumer, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
-import { triggerPattern, type AppFunction, type BucketSpec, type TableSpec } from '../../core/app.js';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { AppFunction, BucketSpec, TableSpec } from '../../core/app.js';
 import { attemptRecord, retryPolicy, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
 import { failureOutcome, invoke, objectCreatedEvent, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
@@ -19,18 +18,13 @@ import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.
 import type { TableSession } from '../../core/session.js';
 import { ObjectStoreBucket } from './bucket.js';
 import type { NatsContext } from './context.js';
-import { filterSubject, recordKey } from './subjects.js';
+import { DurableConsumer } from './durable.js';
+import { recordKey } from './subjects.js';
 
-/** Header naming the one function a redriven dead letter is for. */
-export const REDRIVE_HEADER = 'Petrel-Redrive';
 /** Ack wait beyond the function's timeout: time to commit, publish and ack after the handler. */
 const ACK_MARGIN_MS = 2000;
 /** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
 const MAX_CONFLICTS = 20;
-/** Pull batch cap; the server never hands out more than max_ack_pending anyway. */
-const MAX_BATCH = 256;
-
-const decoder = new TextDecoder();
 
 /** Does this function keep its completion record (and effects) in PostgreSQL? */
 export function usesTables(ctx: NatsContext, fn: AppFunction): boolean {
@@ -99,120 +93,12 @@ export async function commitOk(ctx: NatsContext, fn: AppFunction, event: CloudEv
   if (publish.length) await ctx.publish(publish);
 }
 
-export class FunctionWorker {
-  private consumer?: Consumer;
-  private messages?: ConsumerMessages;
-  /** Messages being handled, with when they arrived (for progress acks). */
-  private readonly inFlight = new Map<JsMsg, number>();
-  private stopped = false;
-  private lagCache = 0;
-  private readonly ackWaitMs: number;
-  private idleWaiters: Array<() => void> = [];
-
-  constructor(private readonly ctx: NatsContext, readonly fn: AppFunction) {
-    this.ackWaitMs = fn.spec.timeoutMs + ACK_MARGIN_MS;
+export class FunctionWorker extends DurableConsumer {
+  constructor(private readonly ctx: NatsContext, fn: AppFunction) {
+    super(ctx, fn, fn.spec.timeoutMs + ACK_MARGIN_MS);
   }
 
-  /** The durable consumer's settings, derived from the function's spec. */
-  consumerConfig(): Partial<ConsumerConfig> & { durable_name: string } {
-    const { fn } = this;
-    return {
-      durable_name: fn.name,
-      ack_policy: AckPolicy.Explicit,
-      // A function new to the stream sees events from now on.
-      deliver_policy: DeliverPolicy.New,
-      filter_subject: filterSubject(this.ctx.app.name, triggerPattern(fn.spec.trigger, fn.name)),
-      ack_wait: nanos(this.ackWaitMs),
-      // Unlimited: petrel counts attempts and dead-letters itself, so the server never drops silently.
-      max_deliver: -1,
-      // Ordered functions: one event at a time across every process, so order holds per key.
-      max_ack_pending: fn.spec.ordered ? 1 : fn.spec.concurrency,
-    };
-  }
-
-  async start(): Promise<void> {
-    const { jsm, js, names } = this.ctx;
-    const config = this.consumerConfig();
-    try {
-      const info = await jsm.consumers.info(names.stream, config.durable_name);
-      const c = info.config;
-      if (c.filter_subject !== config.filter_subject || c.ack_wait !== config.ack_wait || c.max_ack_pending !== config.max_ack_pending || c.max_deliver !== config.max_deliver) {
-        await jsm.consumers.update(names.stream, config.durable_name, { filter_subject: config.filter_subject, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending, max_deliver: config.max_deliver });
-      }
-    } catch (error) {
-      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound)) throw error;
-      await jsm.consumers.add(names.stream, config);
-    }
-    this.consumer = await js.consumers.get(names.stream, config.durable_name);
-    const batch = Math.min(config.max_ack_pending!, MAX_BATCH);
-    this.messages = await this.consumer.consume({
-      max_messages: batch,
-      callback: (msg) => {
-        // Stopping: hand it straight back so another process takes it now, not after ack wait.
-        if (this.stopped) return settle(() => msg.nak());
-        void this.handle(msg);
-      },
-    });
-  }
-
-  /** Events not yet settled by this function (pending + unacknowledged), as of the last refresh. */
-  lag(): number {
-    return this.lagCache;
-  }
-
-  busy(): boolean {
-    return this.inFlight.size > 0;
-  }
-
-  async refresh(): Promise<number> {
-    if (!this.consumer) return this.lagCache;
-    const info = await this.consumer.info();
-    this.lagCache = info.num_pending + info.num_ack_pending;
-    return this.lagCache;
-  }
-
-  /** Tells the server that long-running messages are still being worked on. */
-  keepAlive(now = Date.now()): void {
-    for (const [msg, since] of this.inFlight) if (now - since > this.ackWaitMs / 3) msg.working();
-  }
-
-  get keepAliveEveryMs(): number {
-    return Math.max(100, this.ackWaitMs / 3);
-  }
-
-  /** Stops pulling; resolves when in-flight messages have settled. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.messages?.close().catch(() => undefined);
-    if (this.inFlight.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private async handle(msg: JsMsg): Promise<void> {
-    const { ctx, fn } = this;
-    let event: CloudEvent;
-    try {
-      event = JSON.parse(decoder.decode(msg.data)) as CloudEvent;
-    } catch {
-      ctx.logger.error({ fn: fn.name, subject: msg.subject, seq: msg.seq }, 'message is not a JSON CloudEvent; terminated');
-      return msg.term();
-    }
-    const redriveFor = msg.headers?.get(REDRIVE_HEADER);
-    if ((redriveFor && redriveFor !== fn.name) || !fn.pattern!.matches(event)) return msg.ack();
-    this.inFlight.set(msg, Date.now());
-    try {
-      await this.deliver(msg, event);
-    } catch (error) {
-      // Settling failed (NATS or PostgreSQL unreachable): the message is redelivered after ack wait
-      // or now, and the completion record keeps the retry from doubling anything.
-      ctx.logger.error({ err: error, fn: fn.name, eventId: event.id }, 'could not settle an event; it will be delivered again');
-      if (!this.stopped) settle(() => msg.nak(1000));
-    } finally {
-      this.inFlight.delete(msg);
-      if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    }
-  }
-
-  private async deliver(msg: JsMsg, event: CloudEvent): Promise<void> {
+  protected async deliver(msg: JsMsg, event: CloudEvent): Promise<void> {
     const { ctx, fn } = this;
     const key = eventKey(event);
     const historyKey = recordKey(fn.name, key);
@@ -299,13 +185,3 @@ export class FunctionWorker {
     return true;
   }
 }
-
-/** Acks on a connection that is gone throw; the server redelivers after ack wait anyway. */
-function settle(ack: () => void): void {
-  try {
-    ack();
-  } catch {
-    // nothing to do: see above
-  }
-}
-
