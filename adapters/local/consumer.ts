@@ -34,9 +34,11 @@ interface Attempted {
   scope: LocalScope;
 }
 
-interface BufferedEntry extends LogEntry {
-  matched: boolean;
-  completed: boolean;
+/** A read entry routed: not for this function, for it, or for it and completed already. */
+const enum Route {
+  Other,
+  Matched,
+  Completed,
 }
 
 const READ_BATCH = 500;
@@ -68,7 +70,8 @@ export class Consumer {
   private readPos = 0;
   private persisted = 0;
   private cursorSaved = false;
-  private buffer: BufferedEntry[] = [];
+  private buffer: LogEntry[] = [];
+  private routes: Route[] = [];
   private bufferIndex = 0;
   /** Stream seqs started, in order, and those of them settled. */
   private started: number[] = [];
@@ -118,7 +121,11 @@ export class Consumer {
     return this.startedHead < this.started.length ? this.started[this.startedHead] - 1 : this.readPos;
   }
 
-  /** Called inside every commit transaction: persists the cursor if it moved. */
+  /**
+   * Called inside every commit transaction: persists the cursor if it moved. Passing events the
+   * function does not take commits nothing by itself: the next commit (housekeeping makes one
+   * every second) carries the cursor, and after a crash those events are only passed again.
+   */
   persistCursor(): void {
     const cursor = this.cursor();
     if (cursor !== this.persisted || !this.cursorSaved) {
@@ -158,39 +165,36 @@ export class Consumer {
     if (this.stopped) return;
     while (this.redo.length > 0 && this.active < this.fn.spec.concurrency) this.launch(this.redo.shift()!);
     if (this.retryDue) this.startDueRetries();
-    const moved = this.readPos;
     while (this.active < this.fn.spec.concurrency && this.started.length - this.startedHead < MAX_OUTSTANDING) {
-      const entry = this.next();
-      if (!entry) break;
-      if (!entry.matched) continue;
+      if (this.bufferIndex >= this.buffer.length && !this.readMore()) break;
+      const entry = this.buffer[this.bufferIndex];
+      const route = this.routes[this.bufferIndex++];
+      this.readPos = entry.seq;
+      if (route === Route.Other) continue;
       this.started.push(entry.seq);
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.event, attempt: 1, history: [], conflicts: 0, completed: entry.completed });
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.copy(), attempt: 1, history: [], conflicts: 0, completed: route === Route.Completed });
     }
-    if (this.readPos !== moved && this.active === 0) this.ctx.commit.schedule();
   }
 
-  private next(): BufferedEntry | undefined {
-    if (this.bufferIndex >= this.buffer.length) {
-      if (this.readPos >= this.ctx.log.head) return undefined;
-      this.buffer = this.route(this.ctx.log.read(this.readPos, READ_BATCH));
-      this.bufferIndex = 0;
-      if (this.buffer.length === 0) return undefined;
-    }
-    const entry = this.buffer[this.bufferIndex++];
-    this.readPos = entry.seq;
-    return entry;
-  }
-
-  /** Matches a read batch against the pattern, and looks up completions for it in one query. */
-  private route(entries: LogEntry[]): BufferedEntry[] {
-    const routed = entries.map((entry) => ({ ...entry, matched: this.fn.pattern?.matches(entry.event) === true, completed: false }));
-    const matched = routed.filter((entry) => entry.matched);
-    if (matched.length === 0) return routed;
+  /**
+   * Reads the next entries past the read position, matches them against the pattern, and looks
+   * up completions for the matched ones in one query. False when there are none yet.
+   */
+  private readMore(): boolean {
+    if (this.readPos >= this.ctx.log.head) return false;
+    const entries = this.ctx.log.entries(this.readPos, READ_BATCH);
+    const pattern = this.fn.pattern;
+    const routes = entries.map((entry): Route => (pattern?.matches(entry.shared) ? Route.Matched : Route.Other));
+    const keys: string[] = [];
+    for (let i = 0; i < entries.length; i++) if (routes[i] === Route.Matched) keys.push(eventKey(entries[i].shared));
     // A negative answer can go stale (a duplicate completing meanwhile); the unique completion
     // record still rejects the second commit, so effects stay exactly once.
-    const done = this.ctx.records.completedAmong(this.fn.name, matched.map((entry) => eventKey(entry.event)));
-    if (done.size > 0) for (const entry of matched) entry.completed = done.has(eventKey(entry.event));
-    return routed;
+    const done = keys.length > 0 ? this.ctx.records.completedAmong(this.fn.name, keys) : undefined;
+    if (done?.size) for (let i = 0; i < entries.length; i++) if (routes[i] === Route.Matched && done.has(eventKey(entries[i].shared))) routes[i] = Route.Completed;
+    this.buffer = entries;
+    this.routes = routes;
+    this.bufferIndex = 0;
+    return entries.length > 0;
   }
 
   private dispatch(delivery: Delivery): void {

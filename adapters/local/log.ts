@@ -1,36 +1,59 @@
 /**
  * The durable event log: one SQLite table, appended through the group commit, read by every
  * function's consumer from its own cursor.
+ *
+ * After each commit that appended, the new rows are read back once into a window of recent
+ * entries that every consumer reads from: a caught-up consumer costs no query, and an event is
+ * parsed once to be matched against every function's pattern, not once per function.
  */
 import type { CloudEvent } from '../../core/event.js';
 import type { Db, GroupCommit } from './db.js';
 
-export interface LogEntry {
-  seq: number;
-  event: CloudEvent;
+/** One committed event as its stored JSON. */
+export class LogEntry {
+  private parsed: CloudEvent | undefined;
+
+  constructor(
+    readonly seq: number,
+    readonly body: string,
+  ) {}
+
+  /** The event parsed once for every reader: to match and look at, never to hand to a handler. */
+  get shared(): CloudEvent {
+    return (this.parsed ??= JSON.parse(this.body) as CloudEvent);
+  }
+
+  /** A copy of the event for one reader, who may change it. */
+  copy(): CloudEvent {
+    return JSON.parse(this.body) as CloudEvent;
+  }
 }
+
+/** Recent entries kept for consumers: a little more than a consumer's read-ahead. */
+const RECENT = 8_192;
 
 export class EventLog {
   /** Last committed sequence number. */
   head: number;
   /** Set when a transaction appends; cleared after its commit. */
   private appended = false;
+  /** The newest committed entries, in sequence order; `recent[recentStart]` is the oldest kept. */
+  private recent: LogEntry[] = [];
+  private recentStart = 0;
   private readonly insertStmt;
   private readonly readStmt;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly db: Db, private readonly commit: GroupCommit) {
-    const maxStmt = db.prepare('SELECT max(seq) AS seq FROM events');
-    const committedHead = () => (maxStmt.get() as { seq: number | null }).seq ?? 0;
-    this.head = committedHead();
+    this.head = (db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
     this.insertStmt = db.prepare('INSERT INTO events (body) VALUES (?)');
     this.readStmt = db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
     commit.onAfterCommit(() => {
       if (!this.appended) return;
       this.appended = false;
-      // Read back, not counted: a unit that appended and then failed was rolled back, and its
-      // sequence numbers are given out again.
-      this.head = committedHead();
+      // Read back, not remembered at insert: a unit that appended and then failed was rolled
+      // back, and its sequence numbers are given out again.
+      this.keep(this.rows(this.head, Number.MAX_SAFE_INTEGER));
       for (const listener of this.listeners) listener();
     });
   }
@@ -46,9 +69,23 @@ export class EventLog {
     if (events.length > 0) this.appended = true;
   }
 
-  read(afterSeq: number, limit: number): LogEntry[] {
-    const rows = this.readStmt.all(afterSeq, limit) as Array<{ seq: number; body: string }>;
-    return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.body) as CloudEvent }));
+  /** Up to `limit` committed entries after `afterSeq`, shared with every other reader. */
+  entries(afterSeq: number, limit: number): LogEntry[] {
+    const first = this.recentStart < this.recent.length ? this.recent[this.recentStart].seq : Infinity;
+    if (afterSeq + 1 < first) return this.rows(afterSeq, limit);
+    // The first entry past afterSeq, by binary search.
+    let [lo, hi] = [this.recentStart, this.recent.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.recent[mid].seq <= afterSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.recent.slice(lo, lo + limit);
+  }
+
+  /** Up to `limit` committed events after `afterSeq`, each a copy of the reader's own. */
+  read(afterSeq: number, limit: number): Array<{ seq: number; event: CloudEvent }> {
+    return this.entries(afterSeq, limit).map((entry) => ({ seq: entry.seq, event: entry.copy() }));
   }
 
   /** Calls `listener` after each commit that appended events. */
@@ -62,5 +99,21 @@ export class EventLog {
     const upTo = Math.min(belowSeq, this.head - keep);
     if (upTo <= 0) return 0;
     return this.db.prepare('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)').run(upTo, batch).changes;
+  }
+
+  private rows(afterSeq: number, limit: number): LogEntry[] {
+    return (this.readStmt.all(afterSeq, limit) as Array<{ seq: number; body: string }>).map((row) => new LogEntry(row.seq, row.body));
+  }
+
+  /** Adds newly committed entries to the recent window, dropping the oldest past its size. */
+  private keep(entries: LogEntry[]): void {
+    if (entries.length === 0) return;
+    for (const entry of entries) this.recent.push(entry);
+    this.head = entries[entries.length - 1].seq;
+    this.recentStart = Math.max(this.recentStart, this.recent.length - RECENT);
+    if (this.recentStart >= RECENT) {
+      this.recent = this.recent.slice(this.recentStart);
+      this.recentStart = 0;
+    }
   }
 }

@@ -178,12 +178,15 @@ export class LocalRuntime implements IngressTarget {
   private notifyListeners(): void {
     const head = this.ctx.log.head;
     while (this.watchedSeq < head && this.unwatchLog) {
-      const entries = this.ctx.log.read(this.watchedSeq, 1000);
+      const entries = this.ctx.log.entries(this.watchedSeq, 1000);
       if (entries.length === 0) break;
-      for (const { seq, event } of entries) {
-        if (seq > head) return;
-        this.watchedSeq = seq;
-        for (const listener of this.eventListeners.get(event.type) ?? []) {
+      for (const entry of entries) {
+        if (entry.seq > head) return;
+        this.watchedSeq = entry.seq;
+        const listeners = this.eventListeners.get(entry.shared.type);
+        if (!listeners) continue;
+        const event = entry.copy();
+        for (const listener of listeners) {
           try {
             listener(event);
           } catch (error) {
@@ -220,6 +223,8 @@ export class LocalRuntime implements IngressTarget {
       await Promise.all(this.consumers.map((c) => c.stop()));
       clearTimeout(abort);
       this.shutdown.abort(new Error('runtime stopped'));
+      // One last commit for the cursors that moved past events no function wanted.
+      this.ctx.commit.schedule();
       await this.ctx.commit.drain();
       await this.http?.close();
       await this.checkpointer.stop();

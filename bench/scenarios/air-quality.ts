@@ -69,11 +69,14 @@ async function airQualityRun(load: HttpLoad, o: BenchOptions, run: number): Prom
       const devices = Math.max(10, Math.round((o.alertDevices * rate) / RATE));
       const plan: ReadingPlan = { devices, locations: LOCATIONS, warmUp: WARM_UP, perDevice: WARM_UP + Math.ceil((o.alertSeconds * rate) / devices), spikes: true, prefix, stepMs: 1000 / rate };
       latencies = [];
+      const loop = performance.eventLoopUtilization();
       const offered = await load.run({ kind: 'paced', target, body: { kind: 'reading', plan }, rate, count: totalReadings(plan) });
       await runtime.idle(IDLE_TIMEOUT_MS);
+      // How busy the runtime's thread was (the load comes from a worker thread): the headroom left.
+      const busy = (100 * performance.eventLoopUtilization(loop).utilization).toFixed(0);
       const share = ((100 * plannedAlerts(plan)) / totalReadings(plan)).toFixed(1);
-      if (latencies.length !== plannedAlerts(plan)) log(`  warning at ${rate}/s: ${latencies.length} alerts raised, ${plannedAlerts(plan)} planned`);
-      else log(`  at ${rate}/s: ${latencies.length} alerts from ${totalReadings(plan).toLocaleString('en')} readings (${share}%), as planned`);
+      if (latencies.length !== plannedAlerts(plan)) log(`  warning at ${rate}/s: ${latencies.length} alerts raised, ${plannedAlerts(plan)} planned; runtime thread ${busy}% busy`);
+      else log(`  at ${rate}/s: ${latencies.length} alerts from ${totalReadings(plan).toLocaleString('en')} readings (${share}%), as planned; runtime thread ${busy}% busy`);
       return { figures: latencyFigures(ALERT(rate), Float64Array.from(latencies)), accepted: (offered.answered * 1000) / offered.elapsedMs };
     };
     const low = await alertRun(LOW_RATE, `l${run}`);
