@@ -129,12 +129,12 @@ describe.skipIf(!haveChromium && !inCi)('web console in headless Chromium', () =
     // Pipeline health from /stats.
     await expect.poll(() => page.locator('.stat[data-stat="dead"] .stat-value').textContent(), { timeout: 10_000 }).toBe('1');
 
-    // The journey: the reading, then ingest -> assess -> windows -> the alert, with timings.
+    // The journey: the reading, then ingest -> assess -> the alert, with timings.
     await streamed.first().click();
     const invocations = page.locator('.journey-invocation');
     await invocations.first().waitFor({ timeout: 10_000 });
     const functions = await invocations.evaluateAll((rows) => rows.map((row) => row.getAttribute('data-fn')));
-    expect(functions).toEqual(expect.arrayContaining(['ingest', 'assess', 'windows']));
+    expect(functions).toEqual(expect.arrayContaining(['ingest', 'assess']));
     expect(await page.locator('.journey-event').first().getAttribute('data-type')).toBe('petrel.http.request');
     expect(await page.locator('.journey-event').last().getAttribute('data-type')).toBe('aq.alert.raised');
     expect(await page.locator('[data-card="reading"]').textContent()).toMatch(/downtown-\d/);

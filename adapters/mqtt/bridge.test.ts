@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -108,6 +109,7 @@ describe.skipIf(!reachable)('MQTT bridge against the broker', () => {
   it('ingests air-quality readings published on aq/<location>/<device>, and dead-letters a bad message with its reason', async () => {
     const prefix = `petrel-test-${randomUUID().slice(0, 8)}`;
     const runtime = await runtimeFor(createAirQualityApp(airQualityConfig({ mqttTopic: `${prefix}/+/+`, idleTick: false })));
+    const server = await runtime.listen(0);
     const bridge = MqttBridge.start(runtime, { url: BROKER, logger: silent, clientId: `petrel-test-${randomUUID()}`, clean: true });
     cleanups.push(() => bridge.stop());
     await bridge.ready();
@@ -115,9 +117,10 @@ describe.skipIf(!reachable)('MQTT bridge against the broker', () => {
     const time = new Date(Date.now() - 2000).toISOString();
     await client.publishAsync(`${prefix}/dock/m-1`, JSON.stringify({ time, pm25: 42.1, no2: 20 }), { qos: 1 });
     await client.publishAsync(`${prefix}/dock/m-2`, 'not json', { qos: 1 });
-    const assessed = await until('the reading to be assessed', () => runtime.events(0, 10_000).find((e) => e.event.type === 'aq.reading.assessed')?.event);
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const stored = await until('the reading to be assessed and stored', async () => ((await (await fetch(`${base}/readings?location=dock`)).json()) as Array<Record<string, unknown>>)[0]);
     // PM2.5 42.1: (150-101)/(55.4-35.5)*(42.1-35.5)+101 = 117.25 -> 117.
-    expect(assessed.data).toMatchObject({ reading: { deviceId: 'm-1', location: 'dock', time, pm25: 42.1, no2: 20 }, aqi: 117 });
+    expect(stored).toMatchObject({ deviceId: 'm-1', location: 'dock', time, pm25: 42.1, no2: 20, aqi: 117 });
     const letter = await until('the dead letter', async () => (await runtime.deadLetters.list('ingestMqtt'))[0]);
     expect((letter.event.data as MqttMessageData).topic).toBe(`${prefix}/dock/m-2`);
     expect(letter.attempts.map((a) => a.error.message)).toEqual([expect.stringMatching(/^the payload is not valid JSON/)]);

@@ -144,6 +144,13 @@ export function newSensorState(): SensorState {
 
 export type PollutantValues = Partial<Record<Pollutant, number>>;
 
+/** The pollutant values present in a reading or a stored item. */
+export function pollutantValues(item: Record<string, unknown>): PollutantValues {
+  const values: PollutantValues = {};
+  for (const p of POLLUTANTS) if (typeof item[p] === 'number') values[p] = item[p];
+  return values;
+}
+
 /**
  * Feeds one reading (in time order) into a sensor's state. Returns undefined for a reading not
  * newer than the last one fed in (a duplicate or out of order: the state is a function of the

@@ -6,11 +6,11 @@
  * Flow (events; functions in brackets):
  *   POST /readings [ingest], MQTT aq/<location>/<deviceId> [ingestMqtt]
  *     -> aq.reading.accepted (partitionkey: location)
- *        -> [assess] AQI, stored in `readings`, per-sensor spikes and stuck values; resent readings stop here
- *             -> aq.reading.assessed (partitionkey: location)
- *                -> [windows] 1/5/60-minute windows; on finalized minutes: category, sustained, drift
+ *        -> [assess] in location order: AQI, stored in `readings`, per-sensor spikes and stuck
+ *           values, then 1/5/60-minute windows; on finalized minutes: category, sustained, drift.
+ *           Resent readings change nothing.
  *   aq.alert.raised -> [notify] -> aq.alert.delivery per subscriber -> [deliver] signed webhook POST
- *   schedule rate(1 minute) [tick] -> aq.location.tick -> [windows] finalizes silent locations
+ *   schedule rate(1 minute) [tick] -> aq.location.tick -> [assess] finalizes silent locations
  *
  * HTTP endpoints (JSON; errors are `{ "error": "..." }` with a 4xx status):
  *   POST /readings                   one reading or up to 500; device auth (Bearer / x-api-key, or
@@ -46,7 +46,7 @@ import { AirQualitySimulator, httpSender, runSimulation } from './simulator.js';
 import { listSubscriptions, subscribe, unsubscribe } from './subscriptions.js';
 import { tables } from './tables.js';
 import { deliver, notify } from './webhooks.js';
-import { tick, windows } from './windows.js';
+import { tick } from './windows.js';
 
 export function createAirQualityApp(config: AirQualityConfig) {
   return defineApp({
@@ -56,7 +56,6 @@ export function createAirQualityApp(config: AirQualityConfig) {
       ingest: ingestHttp(config),
       ingestMqtt: ingestMqtt(config),
       assess: assess(config),
-      windows: windows(config),
       ...(config.idleTick ? { tick: tick(config) } : {}),
       notify: notify(config),
       deliver: deliver(config),

@@ -1,8 +1,9 @@
 /**
- * Per location, in order (partitionkey = location): event-time windows, and the alerts computed
- * from finalized minutes (category with hysteresis, sustained exceedance, sensor drift).
+ * Per location, in order (run by `assess`, partitionkey = location): event-time windows, and the
+ * alerts computed from finalized minutes (category with hysteresis, sustained exceedance, sensor
+ * drift).
  *
- * Each assessed reading updates its 1-minute window at once (provisional, `final: false`). A
+ * Each new reading updates its 1-minute window at once (provisional, `final: false`). A
  * minute is finalized when the location's watermark (the newest reading time seen, capped by its
  * ingest time so a fast device clock cannot race ahead) passes the minute's end plus the allowed
  * lateness; then its 5- and 60-minute sliding windows are stored and the alert rules run over it,
@@ -14,10 +15,9 @@
  * a per-minute tick, and a location silent (by the wall clock) for longer than the lateness moves
  * its watermark to now.
  */
-import { fn, on, schedule, type Context, type Item } from '../../core/index.js';
+import { fn, schedule, type Context, type Item } from '../../core/index.js';
 import { ALERT_RAISED, alertRecord, anomalyDraft, evaluateMinute, newAlertState, suppressedByCooldown, type AlertDraft, type LocationAlertState } from './alerting.js';
-import { detectDrift, newDriftState, peerRatios, type DriftState, type PollutantValues } from './anomaly.js';
-import { pollutantValues, READING_ASSESSED, type AssessedReading } from './assess.js';
+import { detectDrift, newDriftState, peerRatios, pollutantValues, type DriftState, type PollutantValues } from './anomaly.js';
 import type { AirQualityConfig } from './config.js';
 import { ALL } from './tables.js';
 import { addValues, aqiOf, combineSums, iso, MINUTE_MS, minuteOf, windowItem, windowKey, type Sums, type WindowSize } from './windowing.js';
@@ -53,45 +53,56 @@ interface DriftItem {
   [attribute: string]: unknown;
 }
 
-const USES = { windows: 'write', windowState: 'write', alerts: 'write', locations: 'write', drift: 'write', readings: 'read' } as const;
-type WindowContext = Context<typeof USES>;
+/** What the windows read and write: the function that runs them (`assess`) is granted at least this. */
+export const WINDOW_USES = { windows: 'write', windowState: 'write', alerts: 'write', locations: 'write', drift: 'write', readings: 'read' } as const;
+type WindowContext = Context<typeof WINDOW_USES>;
 
-export function windows(config: AirQualityConfig) {
-  return fn({
-    trigger: on({ type: [READING_ASSESSED, LOCATION_TICK] }),
-    uses: USES,
-    emits: [ALERT_RAISED],
-    ordered: true,
-    handler: async (event, ctx) => {
-      const location = event.type === LOCATION_TICK ? String((event.data as { location: string }).location) : (event.data as AssessedReading).reading.location;
-      const stored = (await ctx.tables.windowState.get({ location })) as WindowState | undefined;
-      const state: WindowState = stored ?? { location, tooLate: 0, alert: newAlertState() };
-      const entry = stored && JSON.stringify(locationEntry(stored));
-      if (event.type === LOCATION_TICK) {
-        const now = Number((event.data as { now: number }).now);
-        if (state.lastIngest === undefined || now - state.lastIngest <= config.allowedLatenessMs) return;
-        state.watermark = Math.max(state.watermark ?? 0, now);
-      } else {
-        const assessed = event.data as AssessedReading;
-        const time = Date.parse(assessed.reading.time);
-        const ingested = event.ingesttime ? Date.parse(event.ingesttime) : time;
-        state.lastIngest = Math.max(state.lastIngest ?? 0, ingested);
-        const minute = minuteOf(time);
-        if (state.finalizedThrough !== undefined && minute <= state.finalizedThrough) {
-          state.tooLate++;
-          await ctx.tables.windowState.put(state);
-          await ctx.tables.locations.put(locationEntry(state));
-          return;
-        }
-        state.firstMinute = Math.min(state.firstMinute ?? minute, minute);
-        state.watermark = Math.max(state.watermark ?? 0, Math.min(time, ingested));
-        await addToMinute(ctx, location, minute, pollutantValues(assessed.reading), assessed.previous, config);
-      }
-      await finalize(ctx, state, config);
+/** What moves a location's windows: a reading that changed what they count, or a tick of the wall clock. */
+export type WindowInput =
+  | {
+      kind: 'reading';
+      /** Event time of the reading, and when it was ingested (epoch ms). */
+      time: number;
+      ingested: number;
+      values: PollutantValues;
+      /** The values this reading replaces (a correction of one already counted). */
+      previous?: PollutantValues;
+    }
+  | { kind: 'tick'; now: number };
+
+/** The data of `aq.location.tick`. */
+export interface LocationTick {
+  location: string;
+  now: number;
+}
+
+/**
+ * Updates a location's windows with a reading or a tick, finalizing the minutes its watermark has
+ * passed and raising their alerts. Called in location order (by `assess`).
+ */
+export async function advanceWindows(ctx: WindowContext, location: string, input: WindowInput, config: AirQualityConfig): Promise<void> {
+  const stored = (await ctx.tables.windowState.get({ location })) as WindowState | undefined;
+  const state: WindowState = stored ?? { location, tooLate: 0, alert: newAlertState() };
+  const entry = stored && JSON.stringify(locationEntry(stored));
+  if (input.kind === 'tick') {
+    if (state.lastIngest === undefined || input.now - state.lastIngest <= config.allowedLatenessMs) return;
+    state.watermark = Math.max(state.watermark ?? 0, input.now);
+  } else {
+    state.lastIngest = Math.max(state.lastIngest ?? 0, input.ingested);
+    const minute = minuteOf(input.time);
+    if (state.finalizedThrough !== undefined && minute <= state.finalizedThrough) {
+      state.tooLate++;
       await ctx.tables.windowState.put(state);
-      if (JSON.stringify(locationEntry(state)) !== entry) await ctx.tables.locations.put(locationEntry(state));
-    },
-  });
+      await ctx.tables.locations.put(locationEntry(state));
+      return;
+    }
+    state.firstMinute = Math.min(state.firstMinute ?? minute, minute);
+    state.watermark = Math.max(state.watermark ?? 0, Math.min(input.time, input.ingested));
+    await addToMinute(ctx, location, minute, input.values, input.previous, config);
+  }
+  await finalize(ctx, state, config);
+  await ctx.tables.windowState.put(state);
+  if (JSON.stringify(locationEntry(state)) !== entry) await ctx.tables.locations.put(locationEntry(state));
 }
 
 async function addToMinute(ctx: WindowContext, location: string, minute: number, values: PollutantValues, previous: PollutantValues | undefined, config: AirQualityConfig): Promise<void> {
@@ -222,7 +233,8 @@ export function tick(config: AirQualityConfig) {
     handler: async (_event, ctx) => {
       const now = config.now();
       for (const entry of await ctx.tables.locations.query(ALL)) {
-        ctx.emit(LOCATION_TICK, { location: entry.location, now }, { partitionkey: String(entry.location), subject: String(entry.location) });
+        const tick: LocationTick = { location: String(entry.location), now };
+        ctx.emit(LOCATION_TICK, tick, { partitionkey: String(entry.location), subject: String(entry.location) });
       }
     },
   });

@@ -101,10 +101,9 @@ function describeEvent(step) {
   return `${event.subject ? `${event.subject} · ` : ''}${shortId(event.id)}`;
 }
 
-/** The reading the journey started from: the accepted reading's data, with the AQI `assess` gave it. */
+/** The reading the journey started from: the accepted reading's data. */
 function readingCard(steps) {
   const accepted = steps.find((s) => s.event.type === 'aq.reading.accepted' && s.event.data);
-  const assessed = steps.find((s) => s.event.type === 'aq.reading.assessed' && s.event.data);
   if (!accepted) {
     return h('div', { class: 'card' }, h('h3', { text: 'Reading' }), h('p', { class: 'muted', text: steps.some((s) => s.event.type === 'aq.location.tick') ? 'Raised by the per-minute tick of a silent location, not by a reading.' : 'The reading is no longer in the log.' }));
   }
@@ -114,8 +113,7 @@ function readingCard(steps) {
     h('h3', { text: 'Reading' }),
     h('dl', { class: 'facts' },
       fact('Sensor', reading.deviceId), fact('Location', reading.location), fact('Time', `${clock(reading.time)}`),
-      ...values.map((p) => fact(pollutantName(p), `${number(reading[p])} ${UNITS[p]}`)),
-      assessed ? fact('AQI', String(assessed.event.data.aqi)) : null));
+      ...values.map((p) => fact(pollutantName(p), `${number(reading[p])} ${UNITS[p]}`))));
 }
 
 function alertCard(alert) {
