@@ -107,6 +107,15 @@ function robustCenterScale(values: readonly number[], floor: number): [center: n
   return [center, Math.max(floor, MAD_TO_SIGMA * median(values.map((v) => Math.abs(v - center))))];
 }
 
+/**
+ * A residual as kept in the state: to 4 decimals of a log ratio, far below the 0.02 floor of the
+ * scale they give. The state is parsed and written as JSON with every reading, and 17-digit
+ * doubles made that three times the work.
+ */
+function quantize(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
 function pushBounded(list: number[], value: number, max: number): void {
   list.push(value);
   if (list.length > max) list.splice(0, list.length - max);
@@ -200,7 +209,7 @@ export function detectReading(state: SensorState, timeMs: number, values: Pollut
     const correction = options.levelAlpha * residual;
     channel.level = predicted + correction;
     channel.trend += options.trendBeta * correction;
-    pushBounded(channel.residuals, residual, options.madWindow);
+    pushBounded(channel.residuals, quantize(residual), options.madWindow);
   }
   const signature = JSON.stringify(present.map((p) => values[p]));
   state.repeats = signature === state.lastValues ? state.repeats + 1 : 0;
@@ -287,7 +296,7 @@ export function detectDrift(state: DriftState, ratios: Partial<Record<Pollutant,
       const warm = channel.n >= options.driftWarmup;
       const bounded = warm ? clamp(r, channel.slow - 3 * scale, channel.slow + 3 * scale) : r;
       channel.slow += Math.max(options.driftSlowAlpha, 1 / (channel.n + 1)) * (bounded - channel.slow);
-      pushBounded(channel.deviations, r - channel.slow, options.madWindow);
+      pushBounded(channel.deviations, quantize(r - channel.slow), options.madWindow);
     }
     channel.n++;
   }
