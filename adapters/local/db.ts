@@ -21,9 +21,11 @@ CREATE INDEX IF NOT EXISTS retries_due ON retries (fn, due);
 CREATE INDEX IF NOT EXISTS completions_expires ON completions (expires);
 CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, fn TEXT NOT NULL, event TEXT NOT NULL, attempts TEXT NOT NULL,
   dead_at TEXT NOT NULL) WITHOUT ROWID;
--- pk and sk have no declared type, so numbers stay numbers and sort as numbers.
-CREATE TABLE IF NOT EXISTS items (tbl TEXT NOT NULL, pk NOT NULL, sk NOT NULL, item TEXT NOT NULL, expires INTEGER,
-  PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID;
+-- pk and sk have no declared type, so numbers stay numbers and sort as numbers. A rowid table
+-- with its key in an index: items are JSON of up to kilobytes, which a WITHOUT ROWID table keeps
+-- in its key's B-tree and spills to overflow pages past about 1 KB.
+CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, sk NOT NULL, item TEXT NOT NULL, expires INTEGER);
+CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (tbl, pk, sk);
 CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;
 `;
 
@@ -39,8 +41,20 @@ export function openDatabase({ dataDir, synchronous = 'normal' }: OpenOptions): 
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
+  migrateItems(db);
   db.exec(SCHEMA);
   return db;
+}
+
+/** Data dirs made before items moved to a rowid table: copies them over, once, in one transaction. */
+function migrateItems(db: Db): void {
+  const items = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'").pluck().get() as string | undefined;
+  if (!items || !/WITHOUT ROWID/i.test(items)) return;
+  db.transaction(() => {
+    db.exec('DROP INDEX IF EXISTS items_expires; ALTER TABLE items RENAME TO items_without_rowid;');
+    db.exec(SCHEMA);
+    db.exec('INSERT INTO items (tbl, pk, sk, item, expires) SELECT tbl, pk, sk, item, expires FROM items_without_rowid; DROP TABLE items_without_rowid;');
+  })();
 }
 
 interface Work {

@@ -19,9 +19,10 @@ export class SqliteTables {
 
   constructor(private readonly db: Db) {
     this.getStmt = db.prepare('SELECT item, expires FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
-    this.putStmt = db.prepare('INSERT OR REPLACE INTO items (tbl, pk, sk, item, expires) VALUES (?, ?, ?, ?, ?)');
+    // An upsert changes the row in place; REPLACE would delete it and insert a new one.
+    this.putStmt = db.prepare('INSERT INTO items (tbl, pk, sk, item, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item, expires = excluded.expires');
     this.deleteStmt = db.prepare('DELETE FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
-    this.sweepStmt = db.prepare('DELETE FROM items WHERE (tbl, pk, sk) IN (SELECT tbl, pk, sk FROM items WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)');
+    this.sweepStmt = db.prepare('DELETE FROM items WHERE id IN (SELECT id FROM items WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)');
   }
 
   get(table: string, pk: KeyValue, sk: KeyValue): Item | undefined {
