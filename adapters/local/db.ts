@@ -57,6 +57,15 @@ function migrateItems(db: Db): void {
   })();
 }
 
+/** What an after-commit hook is told. */
+export interface Committed {
+  /**
+   * Some unit failed, so the transaction ran again with each unit in a savepoint: what a unit
+   * wrote may have been rolled back while what it remembered of its writes was not.
+   */
+  isolated: boolean;
+}
+
 interface Work {
   run: () => void;
   resolve: () => void;
@@ -72,7 +81,7 @@ export class GroupCommit {
   private queue: Work[] = [];
   private scheduled = false;
   private readonly beforeCommit: Array<() => void> = [];
-  private readonly afterCommit: Array<() => void> = [];
+  private readonly afterCommit: Array<(commit: Committed) => void> = [];
   private failure: unknown;
   /** Built once: better-sqlite3 runs these as BEGIN/COMMIT, and nested as a SAVEPOINT. */
   private readonly transaction: (run: () => void) => void;
@@ -98,7 +107,7 @@ export class GroupCommit {
   }
 
   /** Hooks run after every commit (e.g. waking consumers). */
-  onAfterCommit(hook: () => void): void {
+  onAfterCommit(hook: (commit: Committed) => void): void {
     this.afterCommit.push(hook);
   }
 
@@ -114,6 +123,7 @@ export class GroupCommit {
     const batch = this.queue;
     this.queue = [];
     const failed = new Map<Work, unknown>();
+    let isolated = false;
     try {
       try {
         // Common case: every unit succeeds, so no savepoints (they cost a fifth of the CPU).
@@ -122,6 +132,7 @@ export class GroupCommit {
         // Some unit threw and rolled the whole transaction back: redo it with one savepoint per
         // unit, so only the units that fail are left out. Units are written to be re-runnable.
         failed.clear();
+        isolated = true;
         this.commitAll(batch, true, failed);
       }
     } catch (error) {
@@ -137,7 +148,7 @@ export class GroupCommit {
       if (failed.has(work)) work.reject(failed.get(work));
       else work.resolve();
     }
-    for (const hook of this.afterCommit) hook();
+    for (const hook of this.afterCommit) hook({ isolated });
   }
 
   private commitAll(batch: Work[], isolate: boolean, failed: Map<Work, unknown>): void {

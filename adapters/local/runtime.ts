@@ -67,6 +67,8 @@ export class LocalRuntime implements IngressTarget {
       options.logger.error({ err: error }, 'the data store failed; no further events are accepted');
     });
     const records = new DeliveryRecords(db);
+    // Before the log: its after-commit hook wakes consumers, who read what the tables' hook updates.
+    const tables = new SqliteTables(db, commit);
     this.metrics = new PromMetrics({
       lag: () => Object.fromEntries(this.consumers.map((c) => [c.fn.name, c.lag()])),
       deadLetters: () => Object.fromEntries(records.counts().dead),
@@ -76,7 +78,7 @@ export class LocalRuntime implements IngressTarget {
       commit,
       log: new EventLog(db, commit),
       records,
-      tables: new SqliteTables(db),
+      tables,
       bucketsDir: join(options.dataDir, 'buckets'),
       logger: options.logger,
       metrics: this.metrics,

@@ -6,9 +6,64 @@
 import { ConditionFailedError, type Item, type KeyValue, type QueryOptions } from '../../core/ports.js';
 import { isExpired, stillExpected, TableSession as BufferedTables, type CommittedTables } from '../../core/session.js';
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.js';
+import type { Db, GroupCommit } from './db.js';
 
 const MAX_SORT = '\u{10FFFF}';
+/** Most JSON kept by RecentItems, in characters. */
+const RECENT_ITEMS_CHARS = 8 * 1024 * 1024;
+
+interface StoredItem {
+  /** The item's JSON; null once deleted. */
+  json: string | null;
+  expires: number | null;
+}
+
+/**
+ * Committed items recently read, as stored: a handler that reads, changes and writes back the
+ * same items with every event (a sensor's state, a window) reads them from here, not SQLite.
+ * Filled by reads (an item never read is not kept: a stream of new keys would crowd out the hot
+ * ones), kept current by committed writes, least recently used dropped first.
+ */
+class RecentItems {
+  private readonly items = new Map<string, StoredItem>();
+  private chars = 0;
+
+  get(key: string): StoredItem | undefined {
+    const item = this.items.get(key);
+    if (item) {
+      this.items.delete(key);
+      this.items.set(key, item);
+    }
+    return item;
+  }
+
+  has(key: string): boolean {
+    return this.items.has(key);
+  }
+
+  set(key: string, item: StoredItem): void {
+    this.remove(key);
+    this.items.set(key, item);
+    this.chars += item.json?.length ?? 0;
+    for (const [oldest, kept] of this.items) {
+      if (this.chars <= RECENT_ITEMS_CHARS) break;
+      this.items.delete(oldest);
+      this.chars -= kept.json?.length ?? 0;
+    }
+  }
+
+  clear(): void {
+    this.items.clear();
+    this.chars = 0;
+  }
+
+  private remove(key: string): void {
+    const item = this.items.get(key);
+    if (!item) return;
+    this.items.delete(key);
+    this.chars -= item.json?.length ?? 0;
+  }
+}
 
 export class SqliteTables {
   private readonly queries = new Map<string, Statement>();
@@ -16,8 +71,24 @@ export class SqliteTables {
   private readonly putStmt;
   private readonly deleteStmt;
   private readonly sweepStmt;
+  /** With a group commit to follow: recent items, and the writes of the transaction under way. */
+  private readonly recent: RecentItems | undefined;
+  private written = new Map<string, StoredItem>();
 
-  constructor(private readonly db: Db) {
+  /**
+   * @param commit the group commit every write goes through: given, reads outside a transaction
+   * are served from recently read items, kept current after each commit
+   */
+  constructor(private readonly db: Db, commit?: GroupCommit) {
+    if (commit) {
+      const recent = (this.recent = new RecentItems());
+      commit.onAfterCommit(({ isolated }) => {
+        // A unit rolled back to its savepoint took its writes with it, not their record here.
+        if (isolated) recent.clear();
+        else for (const [key, item] of this.written) if (recent.has(key)) recent.set(key, item);
+        this.written = new Map();
+      });
+    }
     this.getStmt = db.prepare('SELECT item, expires FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
     // An upsert changes the row in place; REPLACE would delete it and insert a new one.
     this.putStmt = db.prepare('INSERT INTO items (tbl, pk, sk, item, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item, expires = excluded.expires');
@@ -26,9 +97,18 @@ export class SqliteTables {
   }
 
   get(table: string, pk: KeyValue, sk: KeyValue): Item | undefined {
-    const row = this.getStmt.get(table, pk, sk) as { item: string; expires: number | null } | undefined;
-    if (!row || isExpired(row.expires)) return undefined;
-    return JSON.parse(row.item) as Item;
+    // Inside a transaction, reads must see its earlier units' writes: those are in SQLite only.
+    const cacheable = this.recent !== undefined && !this.db.inTransaction;
+    const key = cacheable ? itemKey(table, pk, sk) : '';
+    let stored = cacheable ? this.recent!.get(key) : undefined;
+    if (!stored) {
+      const row = this.getStmt.get(table, pk, sk) as { item: string; expires: number | null } | undefined;
+      if (!row) return undefined;
+      stored = { json: row.item, expires: row.expires };
+      if (cacheable) this.recent!.set(key, stored);
+    }
+    if (stored.json === null || isExpired(stored.expires)) return undefined;
+    return JSON.parse(stored.json) as Item;
   }
 
   query(table: string, pk: KeyValue, options: QueryOptions = {}, limit = options.limit): Item[] {
@@ -61,9 +141,12 @@ export class SqliteTables {
     return statement;
   }
 
+  /** Inside a commit transaction: puts (`item`) or deletes (undefined) one item. */
   write(table: string, pk: KeyValue, sk: KeyValue, item: Item | undefined, expires: number | null): void {
-    if (item === undefined) this.deleteStmt.run(table, pk, sk);
-    else this.putStmt.run(table, pk, sk, JSON.stringify(item), expires);
+    const json = item === undefined ? null : JSON.stringify(item);
+    if (json === null) this.deleteStmt.run(table, pk, sk);
+    else this.putStmt.run(table, pk, sk, json, expires);
+    if (this.recent) this.written.set(itemKey(table, pk, sk), { json, expires });
   }
 
   /** Deletes up to `limit` expired items; returns how many. */
@@ -90,4 +173,9 @@ export class TableSession extends BufferedTables {
     }
     for (const w of this.writes()) this.tables.write(w.table, w.pk, w.sk, w.item, w.expires);
   }
+}
+
+/** One item's key in RecentItems: numbers and strings are different keys, as they are in SQLite. */
+function itemKey(table: string, pk: KeyValue, sk: KeyValue): string {
+  return `${table}\u0000${typeof pk === 'number' ? 'n' : 's'}${pk}\u0000${typeof sk === 'number' ? 'n' : 's'}${sk}`;
 }

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GroupCommit, openDatabase, type Db } from './db.js';
+import { SqliteTables } from './tables.js';
+
+describe('embedded tables read through recent items', () => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+  });
+
+  function open(): { db: Db; commit: GroupCommit; tables: SqliteTables } {
+    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-tables-'));
+    const db = openDatabase({ dataDir });
+    cleanups.push(() => {
+      db.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    const commit = new GroupCommit(db, (error) => {
+      throw error;
+    });
+    return { db, commit, tables: new SqliteTables(db, commit) };
+  }
+
+  it('see every committed write, inside a transaction its earlier units, and never a write that was rolled back', async () => {
+    const { commit, tables } = open();
+    const put = (v: number) => () => tables.write('state', 'harbour', 's-1', { location: 'harbour', deviceId: 's-1', v }, null);
+    await commit.submit(put(1));
+    expect(tables.get('state', 'harbour', 's-1')).toEqual({ location: 'harbour', deviceId: 's-1', v: 1 });
+
+    // A committed write replaces what was read before.
+    await commit.submit(put(2));
+    expect(tables.get('state', 'harbour', 's-1')?.v).toBe(2);
+
+    // A later unit of the same transaction reads the earlier unit's write.
+    let seenInside: unknown;
+    await Promise.all([commit.submit(put(3)), commit.submit(() => (seenInside = tables.get('state', 'harbour', 's-1')?.v))]);
+    expect(seenInside).toBe(3);
+    expect(tables.get('state', 'harbour', 's-1')?.v).toBe(3);
+
+    // A unit that writes and then fails is rolled back alone; its write is not seen afterwards.
+    const failing = commit.submit(() => {
+      put(4)();
+      throw new Error('this unit fails');
+    });
+    const other = commit.submit(() => tables.write('state', 'harbour', 's-2', { location: 'harbour', deviceId: 's-2', v: 1 }, null));
+    await expect(failing).rejects.toThrow('this unit fails');
+    await other;
+    expect(tables.get('state', 'harbour', 's-1')?.v).toBe(3);
+    expect(tables.get('state', 'harbour', 's-2')?.v).toBe(1);
+
+    // A delete is seen too, and each read is a copy the reader may change.
+    await commit.submit(() => tables.write('state', 'harbour', 's-2', undefined, null));
+    expect(tables.get('state', 'harbour', 's-2')).toBeUndefined();
+    tables.get('state', 'harbour', 's-1')!.v = 99;
+    expect(tables.get('state', 'harbour', 's-1')?.v).toBe(3);
+  });
+});
