@@ -8,7 +8,7 @@
 import { OBJECT_CREATED_TYPE, type Access, type App, type AppFunction, type Context, type EmitOptions, type HttpResponse, type ResourceSpec } from './app.js';
 import { afterFailure, attemptRecord, isPermanent, retryPolicy, TimeoutError, type AttemptRecord } from './delivery.js';
 import { deriveEventId, traceparentFor, type CloudEvent } from './event.js';
-import { AccessError, type Bucket, type Item, type KeyValue, type Logger, type Metrics, type ObjectInfo, type QueryOptions, type ReadBucket, type ReadTable, type Table } from './ports.js';
+import { AccessError, ConditionFailedError, type Bucket, type Item, type KeyValue, type Logger, type Metrics, type ObjectInfo, type QueryOptions, type ReadBucket, type ReadTable, type Table } from './ports.js';
 
 /** Resource views for one attempt, provided by the adapter. */
 export interface InvocationScope {
@@ -129,6 +129,19 @@ export function observeEmitted(metrics: Metrics | undefined, emitted: CloudEvent
     const ingested = event.ingesttime ? Date.parse(event.ingesttime) : NaN;
     if (!Number.isNaN(ingested)) metrics.observeLatency(event.type, Math.max(0, now - ingested));
   }
+}
+
+/** Runs on fresh state an attempt that lost a write race gets before the loss counts as a failed attempt. */
+export const MAX_WRITE_CONFLICTS = 20;
+
+/**
+ * A failed attempt's outcome; one that failed on a conditional write after every run on fresh
+ * state says what that means and what helps, as the bare "condition failed" did not.
+ */
+export function conflictedOutcome(fn: AppFunction, attempt: number, error: unknown): Extract<InvokeResult, { outcome: 'retry' | 'dead' }> {
+  if (!(error instanceof ConditionFailedError)) return failureOutcome(fn, attempt, error);
+  const advice = `${error.message}, still after ${MAX_WRITE_CONFLICTS} runs on fresh state: either the condition cannot hold, or more invocations write these items at once than get through ("${fn.name}" runs up to ${fn.spec.concurrency} at once; ordered: true, with the items' key as partitionkey, runs their writers one at a time)`;
+  return failureOutcome(fn, attempt, new ConditionFailedError(advice));
 }
 
 /** The outcome of a failed attempt under the function's retry policy. */

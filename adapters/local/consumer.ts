@@ -9,7 +9,7 @@
 import type { AppFunction } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { failureOutcome, invoke, observeEmitted, type InvokeResult } from '../../core/invoke.js';
+import { conflictedOutcome, invoke, MAX_WRITE_CONFLICTS, observeEmitted, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
 import type { CommittedTables } from '../../core/session.js';
 import type { LogEntry } from './log.js';
@@ -44,8 +44,6 @@ const enum Route {
 const READ_BATCH = 500;
 /** Read-ahead bound: a slow function's backlog stays in the log, not in memory. */
 const MAX_OUTSTANDING = 5_000;
-/** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
-const MAX_CONFLICTS = 20;
 /** Most events of one partition an ordered function runs before committing them together. */
 const ORDERED_BATCH = 100;
 /** Batch work one turn of the event loop runs before the batches step aside for I/O and commits. */
@@ -263,14 +261,19 @@ export class Consumer {
     const { ctx, fn } = this;
     const ordered = fn.spec.ordered;
     for (;;) {
-      const { result, scope } = first ?? (await this.attempt(delivery, ctx.tables));
+      const attempted = first ?? (await this.attempt(delivery, ctx.tables));
+      const scope = attempted.scope;
+      let result = attempted.result;
       first = undefined;
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
-      if (result.outcome === 'retry' && result.error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
-        delivery.conflicts++;
-        await sleep(Math.random() * delivery.conflicts, ctx.signal);
-        continue;
+      if ((result.outcome === 'retry' || result.outcome === 'dead') && result.error instanceof ConditionFailedError && !this.stopped) {
+        if (delivery.conflicts < MAX_WRITE_CONFLICTS) {
+          delivery.conflicts++;
+          await sleep(Math.random() * delivery.conflicts, ctx.signal);
+          continue;
+        }
+        result = conflictedOutcome(fn, delivery.attempt, result.error);
       }
       // Ordered functions retry in place, so nothing behind them in the partition overtakes.
       if (result.outcome === 'retry' && ordered && !this.stopped) {
@@ -285,7 +288,7 @@ export class Consumer {
       try {
         await this.settle(delivery, result, scope);
       } catch (error) {
-        if (error instanceof ConditionFailedError && delivery.conflicts < MAX_CONFLICTS && !this.stopped) {
+        if (error instanceof ConditionFailedError && delivery.conflicts < MAX_WRITE_CONFLICTS && !this.stopped) {
           // A concurrent invocation changed an item this one wrote conditionally: run it again.
           delivery.conflicts++;
           if (ordered) continue;
@@ -295,7 +298,7 @@ export class Consumer {
         }
         // The effects could not be committed (write races lost too often, or output that cannot
         // be stored): a failed attempt like any other.
-        await this.settle(delivery, failureOutcome(fn, delivery.attempt, error), scope).catch((failure: unknown) =>
+        await this.settle(delivery, conflictedOutcome(fn, delivery.attempt, error), scope).catch((failure: unknown) =>
           ctx.logger.error({ err: failure, fn: fn.name }, 'could not record an outcome; the event will be delivered again after restart'),
         );
       }

@@ -137,6 +137,37 @@ describe('embedded runtime delivery', () => {
     expect(letters[0].attempts[0].error).toEqual({ name: 'PermanentError', message: 'bad payload' });
   });
 
+  it('runs an attempt again on fresh state after a failed conditional write, and says what it means when that never helps', async () => {
+    let calls = 0;
+    const app = defineApp({
+      name: 'conditions',
+      resources: { state: table({ partitionKey: 'id' }) },
+      functions: {
+        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
+        never: fn({
+          trigger: on({ type: ['t'] }),
+          uses: { state: 'write' },
+          retry: { maxAttempts: 1 },
+          handler: async (_e, ctx) => {
+            calls++;
+            await ctx.tables.state.put({ id: 'x', v: 2 }, { ifMatch: { v: 'never' } });
+          },
+        }),
+      },
+    });
+    const runtime = await start(app);
+    await runtime.publish([event('seed')]);
+    await runtime.idle();
+    await runtime.publish([event('t')]);
+    await runtime.idle();
+    // The first run, then 20 more on fresh state, all within the one attempt.
+    expect(calls).toBe(21);
+    const [letter] = await runtime.deadLetters.list('never');
+    expect(letter.attempts).toHaveLength(1);
+    expect(letter.attempts[0].error.name).toBe('ConditionFailedError');
+    expect(letter.attempts[0].error.message).toMatch(/^table "state": condition failed for key \["x"\], still after 20 runs on fresh state: either the condition cannot hold, or .*"never" runs up to \d+ at once; ordered: true/);
+  });
+
   it('redriveAll puts back every dead letter of a function', async () => {
     let healthy = false;
     let handled = 0;

@@ -13,7 +13,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { AppFunction, BucketSpec, TableSpec } from '../../core/app.js';
 import { attemptRecord, retryPolicy, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { failureOutcome, invoke, objectCreatedEvent, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
+import { conflictedOutcome, failureOutcome, invoke, MAX_WRITE_CONFLICTS, objectCreatedEvent, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.js';
 import type { TableSession } from '../../core/session.js';
 import { ObjectStoreBucket } from './bucket.js';
@@ -23,8 +23,6 @@ import { recordKey } from './subjects.js';
 
 /** Ack wait beyond the function's timeout: time to commit, publish and ack after the handler. */
 const ACK_MARGIN_MS = 2000;
-/** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
-const MAX_CONFLICTS = 20;
 
 /** Does this function keep its completion record (and effects) in PostgreSQL? */
 export function usesTables(ctx: NatsContext, fn: AppFunction): boolean {
@@ -138,10 +136,13 @@ export class FunctionWorker extends DurableConsumer {
       if (result.outcome === 'duplicate') return msg.ack();
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
-      if (result.error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS && !this.stopped) {
-        conflicts++;
-        await sleep(Math.random() * conflicts, ctx.signal);
-        continue;
+      if (result.error instanceof ConditionFailedError && !this.stopped) {
+        if (conflicts < MAX_WRITE_CONFLICTS) {
+          conflicts++;
+          await sleep(Math.random() * conflicts, ctx.signal);
+          continue;
+        }
+        result = conflictedOutcome(fn, attempt, result.error);
       }
       const stored = history.length > 0;
       history = [...history, result.record];
