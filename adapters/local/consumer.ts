@@ -170,7 +170,7 @@ export class Consumer {
       this.readPos = entry.seq;
       if (route === Route.Other) continue;
       this.started.push(entry.seq);
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.copy(), attempt: 1, history: [], conflicts: 0, completed: route === Route.Completed });
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.take(), attempt: 1, history: [], conflicts: 0, completed: route === Route.Completed });
     }
   }
 

@@ -4,7 +4,8 @@
  *
  * After each commit that appended, the new rows are read back once into a window of recent
  * entries that every consumer reads from: a caught-up consumer costs no query, and an event is
- * parsed once to be matched against every function's pattern, not once per function.
+ * parsed once to be matched against every function's pattern (and again only for each function
+ * after the first that takes it), not once per function.
  */
 import type { CloudEvent } from '../../core/event.js';
 import type { Db, GroupCommit } from './db.js';
@@ -18,19 +19,24 @@ export class LogEntry {
     readonly body: string,
   ) {}
 
-  /** The event parsed once for every reader: to match and look at, never to hand to a handler. */
+  /** The event as stored, parsed once for every reader to match and look at, never to change. */
   get shared(): CloudEvent {
     return (this.parsed ??= JSON.parse(this.body) as CloudEvent);
   }
 
-  /** A copy of the event for one reader, who may change it. */
-  copy(): CloudEvent {
-    return JSON.parse(this.body) as CloudEvent;
+  /**
+   * The event for one reader, who may change it: the shared parse if there is one (a reader after
+   * this one parses it again), so an event one function takes is parsed once.
+   */
+  take(): CloudEvent {
+    const event = this.parsed ?? (JSON.parse(this.body) as CloudEvent);
+    this.parsed = undefined;
+    return event;
   }
 }
 
-/** Recent entries kept for consumers: a little more than a consumer's read-ahead. */
-const RECENT = 8_192;
+/** Recent entries kept for consumers: a few of their read batches; one further behind reads SQLite. */
+const RECENT = 2_048;
 
 export class EventLog {
   /** Last committed sequence number. */
@@ -85,7 +91,7 @@ export class EventLog {
 
   /** Up to `limit` committed events after `afterSeq`, each a copy of the reader's own. */
   read(afterSeq: number, limit: number): Array<{ seq: number; event: CloudEvent }> {
-    return this.entries(afterSeq, limit).map((entry) => ({ seq: entry.seq, event: entry.copy() }));
+    return this.entries(afterSeq, limit).map((entry) => ({ seq: entry.seq, event: entry.take() }));
   }
 
   /** Calls `listener` after each commit that appended events. */

@@ -52,6 +52,30 @@ describe('embedded runtime delivery', () => {
     expect(seen.sort()).toEqual([events[0].id, events[3].id].sort());
   });
 
+  it('gives each function its own copy of an event: one changing it changes nothing for another', async () => {
+    const seen: unknown[] = [];
+    const app = defineApp({
+      name: 'copies',
+      functions: {
+        changes: fn({
+          trigger: on({ type: ['t'] }),
+          handler: (e) => {
+            (e.data as { x: string }).x = 'changed';
+            e.type = 'other';
+          },
+        }),
+        reads: fn({ trigger: on({ type: ['t'], data: { x: ['original'] } }), handler: (e) => void seen.push([e.type, (e.data as { x: string }).x]) }),
+      },
+    });
+    const runtime = await start(app);
+    const watched: unknown[] = [];
+    runtime.onEvent('t', (e) => watched.push((e.data as { x: string }).x));
+    await runtime.publish([event('t', { x: 'original' }), event('t', { x: 'original' })]);
+    await runtime.idle();
+    expect(seen).toEqual([['t', 'original'], ['t', 'original']]);
+    expect(watched).toEqual(['original', 'original']);
+  });
+
   it('retries a failing handler with increasing attempts, then succeeds', async () => {
     const attempts: number[] = [];
     const app = defineApp({

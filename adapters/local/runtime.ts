@@ -187,7 +187,7 @@ export class LocalRuntime implements IngressTarget {
         this.watchedSeq = entry.seq;
         const listeners = this.eventListeners.get(entry.shared.type);
         if (!listeners) continue;
-        const event = entry.copy();
+        const event = entry.take();
         for (const listener of listeners) {
           try {
             listener(event);
