@@ -17,7 +17,7 @@ import type { CloudEvent } from '../core/event.js';
 import { LocalRuntime } from '../adapters/local/index.js';
 import { benchApp, echoReply, ECHO_PATH, probe, type BenchAppOptions, type HandlerKind } from './app.js';
 import type { LoadJob, LoadReply } from './http-worker.js';
-import { sleep } from './stats.js';
+import { log, sleep } from './stats.js';
 
 /** Generous: idle() only waits for the backlog the run itself created. */
 export const IDLE_TIMEOUT_MS = 600_000;
@@ -81,6 +81,8 @@ export interface LoadResult {
   answered: number;
   elapsedMs: number;
   shed: number;
+  /** Requests sent again after a kept-alive socket closed under them (see http-worker.ts). */
+  resent: number;
   sendRate?: number;
 }
 
@@ -108,7 +110,8 @@ export class HttpLoad {
     const start = performance.now();
     this.worker.postMessage('go');
     const done = await this.reply('done');
-    return { start, end: performance.now(), answered: done.answered, elapsedMs: done.elapsedMs, shed: done.shed, sendRate: done.sendRate };
+    if (done.resent > 0) log(`  ${done.resent} request(s) sent again: the server closed an idle kept-alive socket as they went out on it`);
+    return { start, end: performance.now(), answered: done.answered, elapsedMs: done.elapsedMs, shed: done.shed, resent: done.resent, sendRate: done.sendRate };
   }
 
   async close(): Promise<void> {

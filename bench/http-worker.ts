@@ -38,13 +38,17 @@ export type LoadJob =
 
 export type LoadReply =
   | { type: 'ready' }
-  /** `answered`: requests (or, for batches, events) answered with the expected status. */
-  | { type: 'done'; answered: number; elapsedMs: number; shed: number; sendRate?: number }
+  /**
+   * `answered`: requests (or, for batches, events) answered with the expected status; `resent`:
+   * requests sent again after the server closed an idle kept-alive socket as they went out on it.
+   */
+  | { type: 'done'; answered: number; elapsedMs: number; shed: number; resent: number; sendRate?: number }
   | { type: 'error'; message: string };
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const parent = parentPort!;
 let shed = 0;
+let resent = 0;
 let go: (() => void) | undefined;
 
 parent.on('message', (message: LoadJob | 'go') => {
@@ -54,6 +58,7 @@ parent.on('message', (message: LoadJob | 'go') => {
 
 async function run(job: LoadJob): Promise<void> {
   shed = 0;
+  resent = 0;
   const prebuilt = job.kind === 'batches' ? batches(job.count, job.batchSize, job.warmUp).map((b) => JSON.stringify(b)) : [];
   await new Promise<void>((resolve) => {
     go = resolve;
@@ -99,7 +104,7 @@ async function run(job: LoadJob): Promise<void> {
     await Promise.all(pending);
     if (failure) throw failure;
   }
-  parent.postMessage({ type: 'done', answered, elapsedMs: performance.now() - start, shed, sendRate } satisfies LoadReply);
+  parent.postMessage({ type: 'done', answered, elapsedMs: performance.now() - start, shed, resent, sendRate } satisfies LoadReply);
 }
 
 function bodyOf(spec: BodySpec, k: number, startMs: number): [contentType: string, body: string] {
@@ -113,10 +118,22 @@ function bodyOf(spec: BodySpec, k: number, startMs: number): [contentType: strin
   }
 }
 
-/** POSTs `body` expecting the target's status; a 429 (load shed) is retried after a short pause. */
+/**
+ * POSTs `body` expecting the target's status; a 429 (load shed) is retried after a short pause.
+ * A request that went out on a kept-alive socket the server was closing for idleness is sent
+ * again once, as Node's docs advise (ClientRequest.reusedSocket): every body here is safe to
+ * resend (events by id, readings by device and time).
+ */
 async function send(target: LoadTarget, contentType: string, body: string): Promise<void> {
-  for (;;) {
-    const { status, text } = await post(target, contentType, body);
+  for (let resends = 0; ; ) {
+    const answer = await post(target, contentType, body).catch((error: Error & { reusedSocket?: boolean; code?: string }) => {
+      if (!error.reusedSocket || resends > 0 || !(error.code === 'ECONNRESET' || error.message === 'socket hang up')) throw error;
+      resends++;
+      resent++;
+      return undefined;
+    });
+    if (!answer) continue;
+    const { status, text } = answer;
     if (status === target.status) return;
     if (status !== 429) throw new Error(`POST ${target.path} answered ${status}, expected ${target.status}: ${text.slice(0, 300)}`);
     shed++;
@@ -133,7 +150,7 @@ function post(target: LoadTarget, contentType: string, body: string): Promise<{ 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }
