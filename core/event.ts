@@ -7,7 +7,7 @@
  * - `partitionkey`: events with the same key are delivered in order to functions that ask for it;
  * - `ingesttime`: when an ingress accepted the event (ISO 8601), for ingest-to-effect latency.
  */
-import { createHash, randomFillSync } from 'node:crypto';
+import { hash, randomFillSync } from 'node:crypto';
 
 export interface CloudEvent<T = unknown> {
   specversion: '1.0';
@@ -63,20 +63,20 @@ const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
  * whose time prefix is copied from a UUIDv7 parent, so derived ids stay time-ordered too.
  */
 export function deriveEventId(parentId: string, fn: string, index: number | string): string {
-  const hash = createHash('sha256').update(`${parentId}\0${fn}\0${index}`).digest('hex');
-  const time = UUID_V7.test(parentId) ? parentId.replace(/-/g, '').slice(0, 12) : hash.slice(0, 12);
-  const variant = ((parseInt(hash[16], 16) & 0x3) | 0x8).toString(16);
-  return formatUuid(`${time}8${hash.slice(13, 16)}${variant}${hash.slice(17, 32)}`);
+  const digest = hash('sha256', `${parentId}\0${fn}\0${index}`);
+  const time = UUID_V7.test(parentId) ? parentId.replace(/-/g, '').slice(0, 12) : digest.slice(0, 12);
+  const variant = ((parseInt(digest[16], 16) & 0x3) | 0x8).toString(16);
+  return formatUuid(`${time}8${digest.slice(13, 16)}${variant}${digest.slice(17, 32)}`);
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** W3C trace context for an event: its parent's trace continued, or a trace rooted at this event. */
 export function traceparentFor(eventId: string, parent?: string): string {
-  const spanId = createHash('sha256').update(`span\0${eventId}`).digest('hex').slice(0, 16);
+  const spanId = hash('sha256', `span\0${eventId}`).slice(0, 16);
   const match = parent ? TRACEPARENT.exec(parent) : null;
   if (match) return `00-${match[1]}-${spanId}-${match[3]}`;
-  const traceId = createHash('sha256').update(`trace\0${eventId}`).digest('hex').slice(0, 32);
+  const traceId = hash('sha256', `trace\0${eventId}`).slice(0, 32);
   return `00-${traceId}-${spanId}-01`;
 }
 

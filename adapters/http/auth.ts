@@ -14,7 +14,7 @@
  * (16 characters or more) or `sha256:<64 hex digits>`, its hash. No key or hash ever appears in a
  * log line, an error message or a response.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -39,7 +39,7 @@ export class AuthConfigError extends Error {
 type Headers = Record<string, string | string[] | undefined>;
 
 export function hashKey(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+  return hash('sha256', key, 'buffer');
 }
 
 function hmac(keyHash: Buffer, timestamp: string, body: Uint8Array): Buffer {
