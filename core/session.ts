@@ -18,8 +18,11 @@ export interface BufferedWrite {
   pk: KeyValue;
   /** '' when the table has no sort key. */
   sk: KeyValue;
-  /** undefined: a delete. */
-  item: Item | undefined;
+  /**
+   * The item as JSON, made when it was written (a handler may go on changing its object, and the
+   * store writes JSON anyway); undefined: a delete. `itemOf` gives it back as an object.
+   */
+  json: string | undefined;
   /** Epoch seconds after which the item is invisible, from the table's ttlAttribute. */
   expires: number | null;
   /** The committed item (JSON, 'null' if absent) a conditional write was checked against. */
@@ -64,19 +67,15 @@ export class TableSession {
 
   /**
    * These writes over what they were made on, as the committed view of a later attempt that
-   * commits in the same transaction. Items are copies: the later attempt may change what it reads.
+   * commits in the same transaction. Items read are copies: the later attempt may change them.
    */
   asBase(): CommittedTables {
     return {
       get: (table, pk, sk) => {
         const buffered = this.find(table, pk, sk);
-        return buffered ? structuredClone(live(buffered)) : this.committed.get(table, pk, sk);
+        return buffered ? live(buffered) : this.committed.get(table, pk, sk);
       },
-      query: async (table, pk, options) => {
-        const mine = this.buffered.get(table)?.get(pk);
-        if (!mine) return this.committed.query(table, pk, options);
-        return structuredClone(await this.query(table, this.specs.get(table)!, pk, options));
-      },
+      query: (table, pk, options) => this.query(table, this.specs.get(table)!, pk, options),
     };
   }
 
@@ -84,7 +83,7 @@ export class TableSession {
     return new SessionTable(this, name, spec);
   }
 
-  /** An item as this attempt sees it: its own write, else the committed one. */
+  /** An item as this attempt sees it (a copy of its own): its own write, else the committed one. */
   current(name: string, pk: KeyValue, sk: KeyValue): Item | undefined | Promise<Item | undefined> {
     const buffered = this.find(name, pk, sk);
     return buffered ? live(buffered) : this.committed.get(name, pk, sk);
@@ -92,6 +91,9 @@ export class TableSession {
 
   /** Buffers a put (`item`) or delete (undefined), checking its condition against what this attempt sees. */
   async write(name: string, spec: TableSpec, pk: KeyValue, sk: KeyValue, item: Item | undefined, options: PutOptions | undefined): Promise<void> {
+    // Serialized at once: what is put is the item as it is now.
+    const json = item === undefined ? undefined : JSON.stringify(item);
+    const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
     const conditional = options?.ifMatch !== undefined || options?.ifNotExists === true;
     // An unconditional write needs no read of the stored item.
     const existing = conditional ? await this.current(name, pk, sk) : undefined;
@@ -100,9 +102,8 @@ export class TableSession {
     }
     const previous = this.find(name, pk, sk);
     const expected = previous ? previous.expected : conditional ? JSON.stringify(existing ?? null) : undefined;
-    const ttl = spec.ttlAttribute && item ? item[spec.ttlAttribute] : undefined;
     this.specs.set(name, spec);
-    this.put({ table: name, pk, sk, item, expires: typeof ttl === 'number' ? ttl : null, expected });
+    this.put({ table: name, pk, sk, json, expires: typeof ttl === 'number' ? ttl : null, expected });
   }
 
   private find(table: string, pk: KeyValue, sk: KeyValue): BufferedWrite | undefined {
@@ -152,7 +153,7 @@ class SessionTable implements Table {
 
   async put(item: Item, options?: PutOptions): Promise<void> {
     const [pk, sk] = this.key(item);
-    await this.session.write(this.name, this.spec, pk, sk, structuredClone(item), options);
+    await this.session.write(this.name, this.spec, pk, sk, item, options);
   }
 
   async delete(key: Item, options?: Pick<PutOptions, 'ifMatch'>): Promise<void> {
@@ -174,9 +175,14 @@ export function isExpired(expires: number | null, nowMs = Date.now()): boolean {
   return expires !== null && expires <= nowMs / 1000;
 }
 
-/** A buffered write's item as a reader sees it: absent once its TTL has passed. */
+/** A buffered write's item as a reader sees it (a copy of its own): absent once its TTL has passed. */
 function live(write: BufferedWrite): Item | undefined {
-  return isExpired(write.expires) ? undefined : write.item;
+  return isExpired(write.expires) ? undefined : itemOf(write);
+}
+
+/** A buffered write's item, as an object of the caller's own; undefined for a delete. */
+export function itemOf(write: BufferedWrite): Item | undefined {
+  return write.json === undefined ? undefined : (JSON.parse(write.json) as Item);
 }
 
 /** The one key order of every store: numbers (numerically) before strings (by code unit). */

@@ -26,7 +26,7 @@ import type { App, TableSpec } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS, PermanentError, type AttemptRecord, type DeadLetter } from '../../core/delivery.js';
 import type { CloudEvent } from '../../core/event.js';
 import { ConditionFailedError, keyOf, type Item, type KeyValue, type PutOptions, type QueryOptions, type Table } from '../../core/ports.js';
-import { TableSession, type CommittedTables } from '../../core/session.js';
+import { itemOf, TableSession, type CommittedTables } from '../../core/session.js';
 import type { DeadLetterAdmin } from '../http/types.js';
 import { awsNames } from './names.js';
 import type { AwsNames, QueueControl } from './types.js';
@@ -388,7 +388,7 @@ export class DynamoSession {
         partitionKey: spec.partitionKey,
         ...(spec.ttlAttribute ? { ttlAttribute: spec.ttlAttribute } : {}),
         key: keyItem(spec, w.pk, w.sk),
-        ...(w.item ? { item: w.item } : {}),
+        ...(w.json !== undefined ? { item: itemOf(w) } : {}),
         ...(this.conditions.has(JSON.stringify([w.table, w.pk, w.sk])) ? { condition: this.conditions.get(JSON.stringify([w.table, w.pk, w.sk])) } : {}),
       };
     });

@@ -30,7 +30,7 @@ describe('the embedded database', () => {
     // The expired item stays hidden from reads, and is swept by its index.
     expect(tables.query('readings', 'harbour', { sortKey: { eq: 7 } })).toHaveLength(0);
     expect(tables.sweep(10)).toBe(1);
-    tables.write('sensors', 'harbour', 's-1', { location: 'harbour', deviceId: 's-1', v: 2 }, null);
+    tables.write('sensors', 'harbour', 's-1', JSON.stringify({ location: 'harbour', deviceId: 's-1', v: 2 }), null);
     expect(tables.get('sensors', 'harbour', 's-1')).toEqual({ location: 'harbour', deviceId: 's-1', v: 2 });
     expect(db.prepare('SELECT count(*) FROM items').pluck().get()).toBe(1);
     db.close();

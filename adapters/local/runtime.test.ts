@@ -76,6 +76,35 @@ describe('embedded runtime delivery', () => {
     expect(watched).toEqual(['original', 'original']);
   });
 
+  it('stores an item as it was when put, and gives each read a copy of its own', async () => {
+    const seen: unknown[] = [];
+    const app = defineApp({
+      name: 'snapshots',
+      resources: { state: table({ partitionKey: 'id' }) },
+      functions: {
+        writer: fn({
+          trigger: on({ type: ['w'] }),
+          uses: { state: 'write' },
+          handler: async (_e, ctx) => {
+            const item = { id: 'x', v: 1 };
+            await ctx.tables.state.put(item);
+            item.v = 2;
+            const mine = (await ctx.tables.state.get({ id: 'x' }))!;
+            mine.v = 3;
+            seen.push((await ctx.tables.state.get({ id: 'x' }))!.v);
+          },
+        }),
+        reader: fn({ trigger: on({ type: ['r'] }), uses: { state: 'read' }, handler: async (_e, ctx) => void seen.push((await ctx.tables.state.get({ id: 'x' }))!.v) }),
+      },
+    });
+    const runtime = await start(app);
+    await runtime.publish([event('w')]);
+    await runtime.idle();
+    await runtime.publish([event('r')]);
+    await runtime.idle();
+    expect(seen).toEqual([1, 1]);
+  });
+
   it('retries a failing handler with increasing attempts, then succeeds', async () => {
     const attempts: number[] = [];
     const app = defineApp({

@@ -26,7 +26,7 @@ describe('embedded tables read through recent items', () => {
 
   it('see every committed write, inside a transaction its earlier units, and never a write that was rolled back', async () => {
     const { commit, tables } = open();
-    const put = (v: number) => () => tables.write('state', 'harbour', 's-1', { location: 'harbour', deviceId: 's-1', v }, null);
+    const put = (v: number) => () => tables.write('state', 'harbour', 's-1', JSON.stringify({ location: 'harbour', deviceId: 's-1', v }), null);
     await commit.submit(put(1));
     expect(tables.get('state', 'harbour', 's-1')).toEqual({ location: 'harbour', deviceId: 's-1', v: 1 });
 
@@ -45,7 +45,7 @@ describe('embedded tables read through recent items', () => {
       put(4)();
       throw new Error('this unit fails');
     });
-    const other = commit.submit(() => tables.write('state', 'harbour', 's-2', { location: 'harbour', deviceId: 's-2', v: 1 }, null));
+    const other = commit.submit(() => tables.write('state', 'harbour', 's-2', JSON.stringify({ location: 'harbour', deviceId: 's-2', v: 1 }), null));
     await expect(failing).rejects.toThrow('this unit fails');
     await other;
     expect(tables.get('state', 'harbour', 's-1')?.v).toBe(3);

@@ -141,12 +141,11 @@ export class SqliteTables {
     return statement;
   }
 
-  /** Inside a commit transaction: puts (`item`) or deletes (undefined) one item. */
-  write(table: string, pk: KeyValue, sk: KeyValue, item: Item | undefined, expires: number | null): void {
-    const json = item === undefined ? null : JSON.stringify(item);
-    if (json === null) this.deleteStmt.run(table, pk, sk);
+  /** Inside a commit transaction: puts an item (its JSON) or deletes it (undefined). */
+  write(table: string, pk: KeyValue, sk: KeyValue, json: string | undefined, expires: number | null): void {
+    if (json === undefined) this.deleteStmt.run(table, pk, sk);
     else this.putStmt.run(table, pk, sk, json, expires);
-    if (this.recent) this.written.set(itemKey(table, pk, sk), { json, expires });
+    if (this.recent) this.written.set(itemKey(table, pk, sk), { json: json ?? null, expires });
   }
 
   /** Deletes up to `limit` expired items; returns how many. */
@@ -171,7 +170,7 @@ export class TableSession extends BufferedTables {
         throw new ConditionFailedError(`table "${w.table}": item changed by a concurrent invocation`);
       }
     }
-    for (const w of this.writes()) this.tables.write(w.table, w.pk, w.sk, w.item, w.expires);
+    for (const w of this.writes()) this.tables.write(w.table, w.pk, w.sk, w.json, w.expires);
   }
 }
 

@@ -290,7 +290,7 @@ async function applyUnit(client: pg.PoolClient, unit: Unit, releasePrevious: str
   const live = LIVE.replace('%NOW%', now);
   const app = lit(unit.app);
   const key = (w: BufferedWrite) => `app = ${app} AND tbl = ${lit(w.table)} AND pk = ${lit(encodeKey(w.pk))} AND sk = ${lit(encodeKey(w.sk))}`;
-  const values = (w: BufferedWrite) => `(${app}, ${lit(w.table)}, ${lit(encodeKey(w.pk))}, ${lit(encodeKey(w.sk))}, ${lit(w.item)}::jsonb, ${w.expires ?? 'NULL'})`;
+  const values = (w: BufferedWrite) => `(${app}, ${lit(w.table)}, ${lit(encodeKey(w.pk))}, ${lit(encodeKey(w.sk))}, ${lit(w.json)}::jsonb, ${w.expires ?? 'NULL'})`;
   const statements: string[] = [];
   /** Indexes of statements that must change exactly one row (the first is the completion insert). */
   const checked: number[] = [];
@@ -305,21 +305,21 @@ async function applyUnit(client: pg.PoolClient, unit: Unit, releasePrevious: str
   const deletes: BufferedWrite[] = [];
   for (const w of unit.writes) {
     if (w.expected === undefined) {
-      (w.item === undefined ? deletes : upserts).push(w);
+      (w.json === undefined ? deletes : upserts).push(w);
       continue;
     }
     checked.push(statements.length);
     if (w.expected === 'null') {
       statements.push(
-        w.item === undefined
+        w.json === undefined
           ? `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM petrel_items WHERE ${key(w)} AND ${live})`
           : `INSERT INTO petrel_items (app, tbl, pk, sk, item, expires) VALUES ${values(w)} ON CONFLICT (app, tbl, pk, sk) DO UPDATE SET item = excluded.item, expires = excluded.expires WHERE NOT (petrel_items.expires IS NULL OR petrel_items.expires > ${now})`,
       );
     } else {
       statements.push(
-        w.item === undefined
+        w.json === undefined
           ? `DELETE FROM petrel_items WHERE ${key(w)} AND ${live} AND item = ${lit(w.expected)}::jsonb`
-          : `UPDATE petrel_items SET item = ${lit(w.item)}::jsonb, expires = ${w.expires ?? 'NULL'} WHERE ${key(w)} AND ${live} AND item = ${lit(w.expected)}::jsonb`,
+          : `UPDATE petrel_items SET item = ${lit(w.json)}::jsonb, expires = ${w.expires ?? 'NULL'} WHERE ${key(w)} AND ${live} AND item = ${lit(w.expected)}::jsonb`,
       );
     }
   }
