@@ -183,12 +183,18 @@ export class Consumer {
     const entries = this.ctx.log.entries(this.readPos, READ_BATCH);
     const pattern = this.fn.pattern;
     const routes = entries.map((entry): Route => (pattern?.matches(entry.shared) ? Route.Matched : Route.Other));
+    // The matched entries' positions and their completion keys, made once.
+    const matched: number[] = [];
     const keys: string[] = [];
-    for (let i = 0; i < entries.length; i++) if (routes[i] === Route.Matched) keys.push(eventKey(entries[i].shared));
+    for (let i = 0; i < entries.length; i++) {
+      if (routes[i] !== Route.Matched) continue;
+      matched.push(i);
+      keys.push(eventKey(entries[i].shared));
+    }
     // A negative answer can go stale (a duplicate completing meanwhile); the unique completion
     // record still rejects the second commit, so effects stay exactly once.
     const done = keys.length > 0 ? this.ctx.records.completedAmong(this.fn.name, keys) : undefined;
-    if (done?.size) for (let i = 0; i < entries.length; i++) if (routes[i] === Route.Matched && done.has(eventKey(entries[i].shared))) routes[i] = Route.Completed;
+    if (done?.size) for (let j = 0; j < matched.length; j++) if (done.has(keys[j])) routes[matched[j]] = Route.Completed;
     this.buffer = entries;
     this.routes = routes;
     this.bufferIndex = 0;
