@@ -5,16 +5,17 @@
 import express from 'express';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import type { App } from '../core/app.js';
 import type { CloudEvent } from '../core/event.js';
 import { LocalRuntime } from '../adapters/local/index.js';
+import { startWorker } from '../adapters/http/thread.js';
 import { benchApp, echoReply, ECHO_PATH, probe, type BenchAppOptions, type HandlerKind } from './app.js';
 import type { LoadJob, LoadReply } from './http-worker.js';
 import { log, sleep } from './stats.js';
@@ -94,11 +95,7 @@ export class HttpLoad {
   private failure?: Error;
 
   constructor() {
-    // Worker threads do not inherit tsx's loader on Node 20: register it in the worker, then import.
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./http-worker.ts', import.meta.url).href;
-    const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(import.meta.url)}))`;
-    this.worker = new Worker(boot, { eval: true });
+    this.worker = startWorker(new URL('./http-worker.ts', import.meta.url));
     this.worker.on('message', (reply: LoadReply) => this.deliver(reply));
     this.worker.on('error', (error) => this.deliver({ type: 'error', message: `load worker crashed: ${error.message}` }));
     this.worker.on('exit', (code) => this.deliver({ type: 'error', message: `load worker exited (code ${code})` }));
@@ -149,7 +146,7 @@ export async function withLoad<T>(use: (load: HttpLoad) => Promise<T>): Promise<
   }
 }
 
-export function portOf(server: Server): number {
+export function portOf(server: { address(): AddressInfo | string | null }): number {
   return (server.address() as AddressInfo).port;
 }
 

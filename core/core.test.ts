@@ -94,6 +94,10 @@ describe('app description', () => {
     expect(matchRoute('/things/:id', '/things')).toBeUndefined();
     expect(matchRoute('/things/:id', '/things/x/y')).toBeUndefined();
     expect(() => matchRoute('/things/:id', '/things/%E0%A4%A')).toThrow(HttpRequestError);
+    expect(matchRoute('/v1.0/:a/and/:b', '/V1.0/x/AND/y')).toEqual({ a: 'x', b: 'y' });
+    expect(matchRoute('/v1.0/:a', '/v1x0/x')).toBeUndefined();
+    expect(matchRoute('/', '/')).toEqual({});
+    expect(matchRoute('/', '/x')).toBeUndefined();
   });
 
   it('schedule accepts rate expressions only, with a clear error otherwise', () => {

@@ -30,6 +30,8 @@ export interface HttpRequestParts {
   /** Header names in lower case, as Node gives them. */
   headers: Record<string, string | string[] | undefined>;
   body?: Uint8Array;
+  /** When the request arrived (epoch ms): its event's ingest time. Default: now. */
+  receivedAt?: number;
 }
 
 /** The media type of a Content-Type header, lower case, without parameters. */
@@ -65,7 +67,7 @@ export function httpRequestEvent(app: App, fn: AppFunction, request: HttpRequest
   // A client's Idempotency-Key makes a resent request derive the same event ids downstream.
   const key = header(request.headers, 'idempotency-key');
   const id = key && key.length <= 200 ? `${fn.name}:${key}` : newEventId();
-  const now = new Date().toISOString();
+  const now = new Date(request.receivedAt ?? Date.now()).toISOString();
   return {
     specversion: '1.0',
     id,
@@ -83,26 +85,48 @@ export function httpRequestEvent(app: App, fn: AppFunction, request: HttpRequest
 /** A `:name` segment of a route. */
 export const ROUTE_PARAM = /^:([A-Za-z_$][\w$]*)$/;
 
+/** A route template compiled: what it matches, and the names of its `:name` segments in order. */
+export interface RoutePattern {
+  /** Case-insensitive, optional trailing slash, each `:name` one non-empty segment (as express matches). */
+  pattern: RegExp;
+  params: string[];
+}
+
+const compiledRoutes = new Map<string, RoutePattern>();
+
+/** The pattern of an http trigger's route template (compiled once per template). */
+export function routePattern(template: string): RoutePattern {
+  let route = compiledRoutes.get(template);
+  if (!route) {
+    const trimmed = template.length > 1 && template.endsWith('/') ? template.slice(0, -1) : template;
+    const params: string[] = [];
+    const source = trimmed.split('/').map((segment) => {
+      const param = ROUTE_PARAM.exec(segment);
+      if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      params.push(param[1]);
+      return '([^/]+)';
+    });
+    route = { pattern: new RegExp(`^${source.join('/')}/?$`, 'i'), params };
+    compiledRoutes.set(template, route);
+  }
+  return route;
+}
+
 /**
- * Path parameters when `path` matches an http trigger's route (case-insensitive, optional trailing
- * slash, as express matches), else undefined; every ingress routes with it.
+ * Path parameters when `path` matches an http trigger's route (routePattern), else undefined;
+ * every ingress routes with it.
  */
 export function matchRoute(template: string, path: string): Record<string, string> | undefined {
-  const trim = (p: string) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p);
-  const want = trim(template).split('/');
-  const got = trim(path).split('/');
-  if (want.length !== got.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < want.length; i++) {
-    const param = ROUTE_PARAM.exec(want[i]);
-    if (param) {
-      if (got[i] === '') return undefined;
-      try {
-        params[param[1]] = decodeURIComponent(got[i]);
-      } catch {
-        throw new HttpRequestError(400, `path parameter "${param[1]}" is not valid percent-encoding`);
-      }
-    } else if (want[i].toLowerCase() !== got[i].toLowerCase()) return undefined;
-  }
-  return params;
+  const { pattern, params } = routePattern(template);
+  const match = pattern.exec(path);
+  if (!match) return undefined;
+  const values: Record<string, string> = {};
+  params.forEach((name, i) => {
+    try {
+      values[name] = decodeURIComponent(match[i + 1]);
+    } catch {
+      throw new HttpRequestError(400, `path parameter "${name}" is not valid percent-encoding`);
+    }
+  });
+  return values;
 }

@@ -9,12 +9,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { AppFunction, HttpTrigger } from '../../core/app.js';
 import { traceparentFor } from '../../core/event.js';
-import { BODY_LIMIT, HttpRequestError, httpRequestEvent, matchRoute } from '../../core/http.js';
+import { httpRequestEvent, matchRoute, routePattern } from '../../core/http.js';
 import type { Logger } from '../../core/ports.js';
 import { DEVICE_AUTH_CHALLENGE, NO_DEVICE_KEYS, type DeviceAuth } from './auth.js';
 import { toCloudEvents } from './binding.js';
 import { errorBody, errorStatus } from './errors.js';
 import type { IngressTarget } from './types.js';
+import { jsonReply, pathOf, readBody, servesRequest, writeReply, type HotRequest, type HotRoute, type WireReply } from './wire.js';
 
 interface TriggerRoute {
   fn: AppFunction;
@@ -22,7 +23,9 @@ interface TriggerRoute {
 }
 
 export class HotRoutes {
-  private readonly routes: TriggerRoute[] = [];
+  private readonly triggers: TriggerRoute[] = [];
+  /** POST /events first, then the http triggers in the app's order (the first match serves). */
+  readonly routes: HotRoute[] = [{ method: 'POST', pattern: /^\/events$/ }];
 
   constructor(
     private readonly target: IngressTarget,
@@ -30,115 +33,83 @@ export class HotRoutes {
     private readonly deviceAuth: DeviceAuth | undefined,
   ) {
     for (const fn of target.app.functions) {
-      if (fn.spec.trigger.kind === 'http') this.routes.push({ fn, trigger: fn.spec.trigger });
+      if (fn.spec.trigger.kind !== 'http') continue;
+      this.triggers.push({ fn, trigger: fn.spec.trigger });
+      this.routes.push({ method: fn.spec.trigger.method, pattern: routePattern(fn.spec.trigger.path).pattern });
     }
   }
 
   /** Serves the request and returns true, or returns false (having touched nothing) to leave it to express. */
   serve(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '/';
-    const mark = url.indexOf('?');
-    const path = mark < 0 ? url : url.slice(0, mark);
-    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
-    if (method === 'POST' && path === '/events') {
-      this.respond(res, req, this.publish(req));
-      return true;
-    }
-    for (const route of this.routes) {
-      if (route.trigger.method !== method) continue;
-      let params: Record<string, string> | undefined;
-      try {
-        params = matchRoute(route.trigger.path, path);
-      } catch (error) {
-        this.respond(res, req, Promise.reject(error));
-        return true;
-      }
-      if (!params) continue;
-      this.respond(res, req, this.invoke(route, req, path, params, mark < 0 ? '' : url.slice(mark + 1)));
-      return true;
-    }
-    return false;
+    if (!servesRequest(this.routes, req.method, req.url)) return false;
+    const receivedAt = Date.now();
+    void readBody(req)
+      .then((body) => this.answer({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, receivedAt }))
+      .catch((error: unknown) => this.errorReply(error, req.method, req.url))
+      .then((reply) => writeReply(res, req.method, reply))
+      .catch((error: unknown) => this.logger.error({ err: error, method: req.method, path: req.url }, 'could not answer a request'));
+    return true;
   }
 
-  private async publish(req: IncomingMessage): Promise<Reply> {
+  /** The reply to a request served here; an error becomes its JSON error reply (5xx are logged, their detail is not sent). */
+  answer(request: HotRequest): Promise<WireReply> {
+    return this.route(request).catch((error: unknown) => this.errorReply(error, request.method, request.url));
+  }
+
+  private async route(request: HotRequest): Promise<WireReply> {
+    const url = request.url;
+    const mark = url.indexOf('?');
+    const path = pathOf(url);
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    if (method === 'POST' && path === '/events') return this.publish(request);
+    for (const route of this.triggers) {
+      if (route.trigger.method !== method) continue;
+      const params = matchRoute(route.trigger.path, path);
+      if (params) return this.invoke(route, request, path, params, mark < 0 ? '' : url.slice(mark + 1));
+    }
+    return jsonReply(404, { error: `no route for ${request.method} ${path}` });
+  }
+
+  private async publish(request: HotRequest): Promise<WireReply> {
     const shed = this.shed();
     if (shed) return shed;
-    const events = toCloudEvents(req.headers, await readBody(req));
-    const now = new Date().toISOString();
-    const parent = single(req.headers.traceparent);
+    const events = toCloudEvents(request.headers, Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength));
+    const now = new Date(request.receivedAt).toISOString();
+    const parent = single(request.headers.traceparent);
     for (const event of events) {
       event.ingesttime ??= now;
       event.traceparent ??= traceparentFor(event.id, parent);
     }
     await this.target.publish(events);
     this.target.metrics.accepted.inc(events.length);
-    return { status: 202, body: { accepted: events.length, ids: events.map((e) => e.id) } };
+    return jsonReply(202, { accepted: events.length, ids: events.map((e) => e.id) });
   }
 
-  private async invoke({ fn, trigger }: TriggerRoute, req: IncomingMessage, path: string, params: Record<string, string>, search: string): Promise<Reply> {
+  private async invoke({ fn, trigger }: TriggerRoute, request: HotRequest, path: string, params: Record<string, string>, search: string): Promise<WireReply> {
     const shed = this.shed();
     if (shed) return shed;
-    const body = await readBody(req);
+    const { body, headers } = request;
     if (trigger.auth === 'device') {
-      if (!this.deviceAuth) return { status: 401, body: { error: NO_DEVICE_KEYS } };
-      const result = this.deviceAuth.verify(req.headers, body);
-      if (!result.ok) return { status: 401, headers: DEVICE_AUTH_CHALLENGE, body: { error: result.reason } };
+      if (!this.deviceAuth) return jsonReply(401, { error: NO_DEVICE_KEYS });
+      const result = this.deviceAuth.verify(headers, body);
+      if (!result.ok) return jsonReply(401, { error: result.reason }, DEVICE_AUTH_CHALLENGE);
     }
-    const request = { method: req.method ?? 'GET', path, params, query: parseQuery(search), headers: req.headers, body };
-    const response = await this.target.invokeHttp(fn, httpRequestEvent(this.target.app, fn, request));
-    return { status: response.status ?? 200, headers: response.headers, body: response.body };
+    const parts = { method: request.method, path, params, query: parseQuery(search), headers, body, receivedAt: request.receivedAt };
+    const response = await this.target.invokeHttp(fn, httpRequestEvent(this.target.app, fn, parts));
+    return jsonReply(response.status ?? 200, response.body, response.headers);
   }
 
-  private shed(): Reply | undefined {
+  private shed(): WireReply | undefined {
     if (!this.target.overloaded()) return undefined;
-    return { status: 429, headers: { 'retry-after': '1' }, body: { error: 'backlog is over its bound; retry after 1 s' } };
+    return jsonReply(429, { error: 'backlog is over its bound; retry after 1 s' }, { 'retry-after': '1' });
   }
 
-  /** Writes the reply, or the JSON error the request ended with (5xx are logged, their detail is not sent). */
-  private respond(res: ServerResponse, req: IncomingMessage, reply: Promise<Reply>): void {
-    reply
-      .catch((error: unknown): Reply => {
-        const status = errorStatus(error);
-        if (status >= 500) this.logger.error({ err: error, method: req.method, path: req.url }, 'request failed');
-        // A body cut off at the limit is still arriving: close the connection rather than read it.
-        return { status, headers: status === 413 ? { connection: 'close' } : undefined, body: errorBody(error, status) };
-      })
-      .then((r) => {
-        if (res.headersSent) return void res.end();
-        const text = r.body === undefined ? '' : JSON.stringify(r.body);
-        const headers: Record<string, string | number> = { ...r.headers };
-        if (r.body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json; charset=utf-8';
-        headers['content-length'] = Buffer.byteLength(text);
-        res.writeHead(r.status, headers);
-        res.end(req.method === 'HEAD' ? undefined : text);
-      })
-      .catch((error: unknown) => this.logger.error({ err: error, method: req.method, path: req.url }, 'could not answer a request'));
+  private errorReply(error: unknown, method: string | undefined, url: string | undefined): WireReply {
+    const status = errorStatus(error);
+    if (status >= 500) this.logger.error({ err: error, method, path: url }, 'request failed');
+    // A body cut off at the limit is still arriving: close the connection rather than read it.
+    return jsonReply(status, errorBody(error, status), status === 413 ? { connection: 'close' } : undefined);
   }
-}
-
-interface Reply {
-  status: number;
-  headers?: Record<string, string>;
-  body?: unknown;
-}
-
-/** The request body, up to BODY_LIMIT bytes (a longer one is a 413). */
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  const tooLarge = () => new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
-  if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    req.on('data', (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > BODY_LIMIT) {
-        req.removeAllListeners('data');
-        reject(tooLarge());
-      } else chunks.push(chunk);
-    });
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
 }
 
 function single(value: string | string[] | undefined): string | undefined {

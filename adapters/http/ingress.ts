@@ -4,7 +4,8 @@
  * body `{ "error": "...", ... }` with a 4xx/5xx status; nothing a client sends stops the process.
  *
  * The busy routes (events and triggers) are served by hot-routes.ts on node:http; express serves
- * the rest, and answers 404 for what nobody serves.
+ * the rest, and answers 404 for what nobody serves. Both in one thread (`inOneThread`), or the
+ * hot routes' HTTP work on a thread of its own (thread.ts).
  */
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -25,7 +26,21 @@ export interface IngressOptions {
   deviceAuth?: DeviceAuth;
 }
 
-export function createIngress(target: IngressTarget, options: IngressOptions): RequestListener {
+export interface Ingress {
+  /** `POST /events` and the http triggers, on node:http. */
+  hot: HotRoutes;
+  /** Everything else, on express. */
+  rest: RequestListener;
+}
+
+/** The ingress served on the calling thread. */
+export function inOneThread({ hot, rest }: Ingress): RequestListener {
+  return (req, res) => {
+    if (!hot.serve(req, res)) rest(req, res);
+  };
+}
+
+export function createIngress(target: IngressTarget, options: IngressOptions): Ingress {
   const hot = new HotRoutes(target, options.logger, options.deviceAuth);
   const server = express();
   server.disable('x-powered-by');
@@ -78,7 +93,5 @@ export function createIngress(target: IngressTarget, options: IngressOptions): R
     if (res.headersSent) return void res.end();
     res.status(status).json(errorBody(error, status));
   });
-  return (req, res) => {
-    if (!hot.serve(req, res)) server(req, res);
-  };
+  return { hot, rest: server };
 }

@@ -3,10 +3,9 @@
  *
  * @example
  * const runtime = await LocalRuntime.start(app, { dataDir: '.petrel' });
- * const server = await runtime.listen(3000);
+ * const server = await runtime.listen(3000); // server.address().port
  * process.on('SIGTERM', () => runtime.stop());
  */
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import pino from 'pino';
 import { scheduledEvent, type App, type AppFunction, type HttpResponse } from '../../core/app.js';
@@ -14,8 +13,9 @@ import type { DeadLetter } from '../../core/delivery.js';
 import { eventKey, type CloudEvent } from '../../core/event.js';
 import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
-import { createIngress, type IngressOptions } from '../http/ingress.js';
-import { HttpServer } from '../http/server.js';
+import { createIngress, inOneThread, type IngressOptions } from '../http/ingress.js';
+import { HttpServer, type Listening } from '../http/server.js';
+import { IngressThread } from '../http/thread.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
 import { Consumer } from './consumer.js';
@@ -42,6 +42,14 @@ export interface LocalRuntimeOptions {
   onInvoked?: (invocation: Invocation) => void;
 }
 
+export interface ListenOptions extends Omit<IngressOptions, 'logger'> {
+  /**
+   * Parse HTTP and write replies on a thread of their own (adapters/http/thread.ts), leaving the
+   * runtime's thread to the app; default true. false serves everything on the runtime's thread.
+   */
+  ingressThread?: boolean;
+}
+
 /** Rows deleted per housekeeping pass (each second): small enough never to stall a commit. */
 const HOUSEKEEPING_BATCH = 1_000;
 
@@ -52,7 +60,7 @@ export class LocalRuntime implements IngressTarget {
   private readonly consumers: Consumer[];
   private readonly shutdown = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
-  private http?: HttpServer;
+  private http?: Listening;
   private readonly eventListeners = new Map<string, Set<(event: CloudEvent) => void>>();
   private unwatchLog?: () => void;
   private watchedSeq = 0;
@@ -115,11 +123,15 @@ export class LocalRuntime implements IngressTarget {
     return runtime;
   }
 
-  /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
-  async listen(port: number, host = '127.0.0.1', ingressOptions: IngressOptions['extend'] | Omit<IngressOptions, 'logger'> = {}): Promise<Server> {
-    const extra = typeof ingressOptions === 'function' ? { extend: ingressOptions } : ingressOptions;
-    this.http = await HttpServer.listen(createIngress(this, { logger: this.options.logger, ...extra }), port, host);
-    return this.http.server;
+  /**
+   * Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. Its
+   * HTTP work runs on a thread of its own unless `ingressThread: false`.
+   */
+  async listen(port: number, host = '127.0.0.1', options: IngressOptions['extend'] | ListenOptions = {}): Promise<Listening> {
+    const { ingressThread = true, ...extra } = typeof options === 'function' ? { extend: options } : options;
+    const ingress = createIngress(this, { logger: this.options.logger, ...extra });
+    this.http = ingressThread ? await IngressThread.listen(ingress, port, host, this.options.logger) : await HttpServer.listen(inOneThread(ingress), port, host);
+    return this.http;
   }
 
   publish(events: CloudEvent[]): Promise<void> {

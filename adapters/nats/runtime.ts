@@ -20,7 +20,7 @@ import { IDEMPOTENCY_TTL_MS, type DeadLetter } from '../../core/delivery.js';
 import { eventKey, type CloudEvent } from '../../core/event.js';
 import { invoke, observeEmitted } from '../../core/invoke.js';
 import type { Logger } from '../../core/ports.js';
-import { createIngress, type IngressOptions } from '../http/ingress.js';
+import { createIngress, inOneThread, type IngressOptions } from '../http/ingress.js';
 import { HttpServer } from '../http/server.js';
 import { PromMetrics } from '../http/metrics.js';
 import type { DeadLetterAdmin, IngressTarget } from '../http/types.js';
@@ -162,7 +162,7 @@ export class NatsRuntime implements IngressTarget {
 
   /** Serves the ingress on `port` (0 picks a free one); rejects clearly if the port is taken. */
   async listen(port: number, host = '127.0.0.1', extend?: IngressOptions['extend']): Promise<Server> {
-    this.http = await HttpServer.listen(createIngress(this, { logger: this.options.logger, extend }), port, host);
+    this.http = await HttpServer.listen(inOneThread(createIngress(this, { logger: this.options.logger, extend })), port, host);
     return this.http.server;
   }
 
