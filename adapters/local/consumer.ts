@@ -122,7 +122,7 @@ export class Consumer {
   /**
    * Called inside every commit transaction: persists the cursor if it moved. Passing events the
    * function does not take commits nothing by itself: the next commit (housekeeping makes one
-   * every second) carries the cursor, and after a crash those events are only passed again.
+   * every 100 ms) carries the cursor, and after a crash those events are only passed again.
    */
   persistCursor(): void {
     const cursor = this.cursor();

@@ -48,12 +48,14 @@ export class EventLog {
   private recentStart = 0;
   private readonly insertStmt;
   private readonly readStmt;
+  private readonly truncateStmt;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly db: Db, private readonly commit: GroupCommit) {
     this.head = (db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
     this.insertStmt = db.prepare('INSERT INTO events (body) VALUES (?)');
     this.readStmt = db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.truncateStmt = db.prepare('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)');
     commit.onAfterCommit(() => {
       if (!this.appended) return;
       this.appended = false;
@@ -104,7 +106,7 @@ export class EventLog {
   truncate(belowSeq: number, keep: number, batch: number): number {
     const upTo = Math.min(belowSeq, this.head - keep);
     if (upTo <= 0) return 0;
-    return this.db.prepare('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)').run(upTo, batch).changes;
+    return this.truncateStmt.run(upTo, batch).changes;
   }
 
   private rows(afterSeq: number, limit: number): LogEntry[] {

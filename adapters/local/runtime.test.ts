@@ -24,7 +24,7 @@ function tempDir(): string {
   return dir;
 }
 
-async function start(app: App, dataDir = tempDir(), options: { maxBacklog?: number } = {}): Promise<LocalRuntime> {
+async function start(app: App, dataDir = tempDir(), options: { maxBacklog?: number; retainEvents?: number } = {}): Promise<LocalRuntime> {
   const runtime = await LocalRuntime.start(app, { dataDir, logger: silent, ...options });
   runtimes.push(runtime);
   return runtime;
@@ -635,6 +635,17 @@ describe('embedded runtime resources', () => {
     await new Promise((resolve) => setTimeout(resolve, 3200));
     expect(fired.length).toBeGreaterThanOrEqual(2);
     expect(new Set(fired).size).toBe(fired.length);
+  });
+
+  it('truncates the log to what it retains faster than events arrive at thousands a second', async () => {
+    const app = defineApp({ name: 'truncate', functions: { f: fn({ trigger: on({ type: ['a'] }), handler: async () => undefined }) } });
+    const runtime = await start(app, tempDir(), { retainEvents: 100 });
+    for (let i = 0; i < 12; i++) await runtime.publish(Array.from({ length: 500 }, () => event('a')));
+    await runtime.idle();
+    // 6,000 settled events, 100 retained: gone within 3 s (at 1,000 a second it took 6).
+    const until = Date.now() + 3_000;
+    while (runtime.events(0, 10_000).length > 100 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runtime.events(0, 10_000)).toHaveLength(100);
   });
 
   it('sheds load with overloaded() when a backlog passes its bound', async () => {

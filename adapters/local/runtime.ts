@@ -50,8 +50,14 @@ export interface ListenOptions extends Omit<IngressOptions, 'logger'> {
   ingressThread?: boolean;
 }
 
-/** Rows deleted per housekeeping pass (each second): small enough never to stall a commit. */
-const HOUSEKEEPING_BATCH = 1_000;
+/**
+ * Housekeeping (log truncation, expired completions and items) runs this often, deleting at most
+ * HOUSEKEEPING_BATCH rows of each kind: small passes never stall a commit for long, and together
+ * they keep up with 5,000 new rows/s of each kind. (Once a second, 1,000 a pass, the log of the
+ * air-quality bench grew by 1,000 events/s at 2,000 readings/s.)
+ */
+const HOUSEKEEPING_INTERVAL_MS = 100;
+const HOUSEKEEPING_BATCH = 500;
 
 export class LocalRuntime implements IngressTarget {
   readonly metrics: PromMetrics;
@@ -119,7 +125,7 @@ export class LocalRuntime implements IngressTarget {
     });
     for (const consumer of runtime.consumers) consumer.start();
     runtime.startSchedules();
-    runtime.timers.push(setInterval(() => runtime.housekeeping(), 1_000).unref());
+    runtime.timers.push(setInterval(() => runtime.housekeeping(), HOUSEKEEPING_INTERVAL_MS).unref());
     return runtime;
   }
 
