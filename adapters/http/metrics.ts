@@ -21,6 +21,9 @@ export class PromMetrics implements Metrics {
   private readonly duration;
   private readonly latency;
   readonly accepted;
+  /** Labelled series, made once each: prom-client otherwise hashes the labels on every call. */
+  private readonly invokedSeries = new Map<string, { count: { inc(): void }; duration: { observe(seconds: number): void } }>();
+  private readonly latencySeries = new Map<string, { observe(seconds: number): void }>();
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -66,15 +69,20 @@ export class PromMetrics implements Metrics {
   }
 
   invoked(fn: string, outcome: Outcome, durationMs: number): void {
-    this.invocations.inc({ function: fn, outcome });
+    const key = `${fn}\u0000${outcome}`;
+    let series = this.invokedSeries.get(key);
+    if (!series) this.invokedSeries.set(key, (series = { count: this.invocations.labels({ function: fn, outcome }), duration: this.duration.labels({ function: fn }) }));
+    series.count.inc();
     if (outcome === 'duplicate') return;
-    this.duration.observe({ function: fn }, durationMs / 1000);
+    series.duration.observe(durationMs / 1000);
     if (outcome === 'retry' || outcome === 'dead') this.errors.inc({ function: fn });
     if (outcome === 'retry') this.retries.inc({ function: fn });
     if (outcome === 'dead') this.deadLettered.inc({ function: fn });
   }
 
   observeLatency(name: string, ms: number): void {
-    this.latency.observe({ name }, ms / 1000);
+    let series = this.latencySeries.get(name);
+    if (!series) this.latencySeries.set(name, (series = this.latency.labels({ name })));
+    series.observe(ms / 1000);
   }
 }
