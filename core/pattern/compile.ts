@@ -46,7 +46,35 @@ export function compilePattern(pattern: unknown): CompiledPattern {
     throw new PatternError('', `a pattern must be a JSON object like {"type": ["com.example.created"]}, got ${describe(source)}`);
   }
   const root = finish(compileObject(source, '', false));
-  return Object.freeze({ pattern: source, matches: (event: unknown) => matchObject(root, event, 0) });
+  const rejects = typeRejecter(source);
+  if (!rejects) return Object.freeze({ pattern: source, matches: (event: unknown) => matchObject(root, event, 0) });
+  return Object.freeze({
+    pattern: source,
+    matches: (event: unknown) => !(isObject(event) && typeof event.type === 'string' && rejects(event.type)) && matchObject(root, event, 0),
+  });
+}
+
+/** Event types remembered per pattern by typeRejecter; past this many it starts over. */
+const REMEMBERED_TYPES = 256;
+
+/**
+ * For a pattern with a list of values for `type`, whether that list rejects a type, remembered
+ * per type: routing tests every event against every function's pattern, and the type alone
+ * settles most of them. A pattern is a conjunction, so a rejected type rejects the event. (Only
+ * the leaf test of `type` is asked, with the event's own `type`: what the full match asks of it.)
+ */
+function typeRejecter(source: Record<string, unknown>): ((type: string) => boolean) | undefined {
+  if (!Array.isArray(source.type)) return undefined;
+  const typeOnly = finish(compileObject({ type: source.type }, '', false));
+  const known = new Map<string, boolean>();
+  return (type) => {
+    let rejected = known.get(type);
+    if (rejected === undefined) {
+      if (known.size >= REMEMBERED_TYPES) known.clear();
+      known.set(type, (rejected = !matchObject(typeOnly, { type }, 0)));
+    }
+    return rejected;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

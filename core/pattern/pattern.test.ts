@@ -55,6 +55,19 @@ describe('CloudEvent-shaped events', () => {
     expect(compiled.matches(reading)).toBe(true);
   });
 
+  it('gives the same answers for every type, however many, when it remembers what each type decides', () => {
+    const p = compilePattern({ type: [{ 'anything-but': ['aq.alert.raised'] }, 'aq.alert.raised.v2'], data: { pm25: [{ numeric: ['>', 10] }] } });
+    for (let round = 0; round < 2; round++) {
+      expect(p.matches(reading)).toBe(true);
+      expect(p.matches({ ...reading, data: { pm25: 1 } })).toBe(false);
+      expect(p.matches({ ...reading, type: 'aq.alert.raised' })).toBe(false);
+      expect(p.matches({ ...reading, type: 'aq.alert.raised.v2' })).toBe(true);
+      expect(p.matches({ ...reading, type: 7 })).toBe(true); // not a string: the whole pattern decides (7 is none of those strings)
+      // More types than are remembered: each still decided by the whole pattern.
+      for (let i = 0; i < 300; i++) expect(p.matches({ ...reading, type: `t${i}`, data: { pm25: i } })).toBe(i > 10);
+    }
+  });
+
   it('accepts the pattern as JSON text', () => {
     const compiled = compilePattern('{"type": ["aq.reading.accepted"]}');
     expect(compiled.pattern).toEqual({ type: ['aq.reading.accepted'] });
