@@ -6,7 +6,7 @@
  * completion record and the emitted events only when the outcome is `ok`.
  */
 import { OBJECT_CREATED_TYPE, type Access, type App, type AppFunction, type Context, type EmitOptions, type HttpResponse, type ResourceSpec } from './app.js';
-import { afterFailure, attemptRecord, isPermanent, retryPolicy, TimeoutError, type AttemptRecord } from './delivery.js';
+import { afterFailure, attemptRecord, isPermanent, retryPolicy, sleep, TimeoutError, type AttemptRecord } from './delivery.js';
 import { deriveEventId, traceparentFor, type CloudEvent } from './event.js';
 import { AccessError, ConditionFailedError, type Bucket, type Item, type KeyValue, type Logger, type Metrics, type ObjectInfo, type QueryOptions, type ReadBucket, type ReadTable, type Table } from './ports.js';
 
@@ -160,6 +160,37 @@ export function observeEmitted(metrics: Metrics | undefined, emitted: CloudEvent
 
 /** Runs on fresh state an attempt that lost a write race gets before the loss counts as a failed attempt. */
 export const MAX_WRITE_CONFLICTS = 20;
+
+/**
+ * The write races one attempt has lost. An attempt whose conditional write lost to a concurrent
+ * invocation runs again on fresh state, without spending an attempt, up to MAX_WRITE_CONFLICTS
+ * times; then the loss is a failed attempt (conflictedOutcome). Each attempt has its own count.
+ */
+export class WriteRaces {
+  private count = 0;
+
+  /** No race lost in this attempt yet. */
+  get none(): boolean {
+    return this.count === 0;
+  }
+
+  /** Counts a lost race: true while the attempt may run again on fresh state. */
+  lost(): boolean {
+    if (this.count >= MAX_WRITE_CONFLICTS) return false;
+    this.count++;
+    return true;
+  }
+
+  /** A short random wait, longer with each race lost, so the racing invocations spread out. */
+  backoff(signal?: AbortSignal): Promise<void> {
+    return sleep(Math.random() * this.count, signal);
+  }
+
+  /** The next attempt: its races count afresh. */
+  nextAttempt(): void {
+    this.count = 0;
+  }
+}
 
 /**
  * A failed attempt's outcome; one that failed on a conditional write after every run on fresh

@@ -9,7 +9,7 @@
 import type { AppFunction } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { conflictedOutcome, invoke, MAX_WRITE_CONFLICTS, observeEmitted, type InvokeResult } from '../../core/invoke.js';
+import { conflictedOutcome, invoke, observeEmitted, WriteRaces, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError } from '../../core/ports.js';
 import type { CommittedTables } from '../../core/session.js';
 import type { LogEntry } from './log.js';
@@ -22,7 +22,7 @@ interface Attempts {
   attempt: number;
   history: AttemptRecord[];
   /** Optimistic write races lost so far (re-runs that spend no attempt). */
-  conflicts: number;
+  races: WriteRaces;
 }
 
 type Delivery = ({ kind: 'stream'; seq: number; completed: boolean } | { kind: 'retry'; key: string }) & Attempts;
@@ -170,7 +170,7 @@ export class Consumer {
       this.readPos = entry.seq;
       if (route === Route.Other) continue;
       this.started.push(entry.seq);
-      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.take(), attempt: 1, history: [], conflicts: 0, completed: route === Route.Completed });
+      this.dispatch({ kind: 'stream', seq: entry.seq, event: entry.take(), attempt: 1, history: [], races: new WriteRaces(), completed: route === Route.Completed });
     }
   }
 
@@ -238,7 +238,7 @@ export class Consumer {
         break;
       }
       this.retrying.add(row.key);
-      this.dispatch({ kind: 'retry', key: row.key, event: row.event, attempt: row.attempt, history: row.history, conflicts: 0 });
+      this.dispatch({ kind: 'retry', key: row.key, event: row.event, attempt: row.attempt, history: row.history, races: new WriteRaces() });
     }
     this.retryDue = more;
     // Retries in flight re-arm when they settle; arm for the first one not yet due.
@@ -250,7 +250,7 @@ export class Consumer {
   private async attempt(delivery: Delivery, base: CommittedTables): Promise<Attempted> {
     const { ctx, fn } = this;
     // Only the first try of a stream delivery can trust the batch lookup.
-    const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.conflicts === 0 ? delivery.completed : undefined;
+    const known = delivery.kind === 'stream' && delivery.attempt === 1 && delivery.races.none ? delivery.completed : undefined;
     const scope = new LocalScope(ctx, fn, delivery.event, known, base);
     const started = performance.now();
     const result = await invoke({ app: ctx.app, fn, event: delivery.event, attempt: delivery.attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
@@ -274,9 +274,8 @@ export class Consumer {
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
       if ((result.outcome === 'retry' || result.outcome === 'dead') && result.error instanceof ConditionFailedError && !this.stopped) {
-        if (delivery.conflicts < MAX_WRITE_CONFLICTS) {
-          delivery.conflicts++;
-          await sleep(Math.random() * delivery.conflicts, ctx.signal);
+        if (delivery.races.lost()) {
+          await delivery.races.backoff(ctx.signal);
           continue;
         }
         result = conflictedOutcome(fn, delivery.attempt, result.error);
@@ -285,6 +284,7 @@ export class Consumer {
       if (result.outcome === 'retry' && ordered && !this.stopped) {
         delivery.history.push(result.record);
         delivery.attempt++;
+        delivery.races.nextAttempt();
         await sleep(result.retryInMs, ctx.signal);
         if (!ctx.signal.aborted) continue;
       }
@@ -294,9 +294,8 @@ export class Consumer {
       try {
         await this.settle(delivery, result, scope);
       } catch (error) {
-        if (error instanceof ConditionFailedError && delivery.conflicts < MAX_WRITE_CONFLICTS && !this.stopped) {
+        if (error instanceof ConditionFailedError && !this.stopped && delivery.races.lost()) {
           // A concurrent invocation changed an item this one wrote conditionally: run it again.
-          delivery.conflicts++;
           if (ordered) continue;
           this.redo.push(delivery);
           this.pump();

@@ -221,6 +221,35 @@ describe('embedded runtime delivery', () => {
     expect(letter.attempts[0].error.message).toMatch(/^table "state": condition failed for key \["x"\], still after 20 runs on fresh state: either the condition cannot hold, or .*"never" runs up to \d+ at once; ordered: true/);
   });
 
+  it('gives each attempt of an ordered function its own runs on fresh state', async () => {
+    let calls = 0;
+    const app = defineApp({
+      name: 'conditions-ordered',
+      resources: { state: table({ partitionKey: 'id' }) },
+      functions: {
+        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
+        later: fn({
+          trigger: on({ type: ['t'] }),
+          uses: { state: 'write' },
+          ordered: true,
+          retry: { maxAttempts: 2, ...fast },
+          // Loses the race 25 times: more than one attempt's 21 runs, fewer than two attempts'.
+          handler: async (_e, ctx) => {
+            calls++;
+            await ctx.tables.state.put({ id: 'x', v: 2 }, calls <= 25 ? { ifMatch: { v: 'never' } } : undefined);
+          },
+        }),
+      },
+    });
+    const runtime = await start(app);
+    await runtime.publish([event('seed')]);
+    await runtime.idle();
+    await runtime.publish([event('t', {}, { partitionkey: 'x' })]);
+    await runtime.idle();
+    expect(calls).toBe(26);
+    expect(await runtime.deadLetters.list('later')).toEqual([]);
+  });
+
   it('redriveAll puts back every dead letter of a function', async () => {
     let healthy = false;
     let handled = 0;

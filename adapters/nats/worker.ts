@@ -13,7 +13,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { AppFunction, BucketSpec, TableSpec } from '../../core/app.js';
 import { attemptRecord, retryPolicy, sleep, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { conflictedOutcome, failureOutcome, invoke, MAX_WRITE_CONFLICTS, objectCreatedEvent, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
+import { conflictedOutcome, failureOutcome, invoke, objectCreatedEvent, observeEmitted, WriteRaces, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.js';
 import type { TableSession } from '../../core/session.js';
 import { ObjectStoreBucket } from './bucket.js';
@@ -118,7 +118,7 @@ export class FunctionWorker extends DurableConsumer {
       const record = attemptRecord(attempt, new Error(`delivered ${delivered} times without an outcome (the worker stopped or timed out each time)`));
       return this.deadLetter(msg, event, historyKey, [...history, record], history.length > 0);
     }
-    let conflicts = 0;
+    const races = new WriteRaces();
     for (;;) {
       const scope = new NatsScope(ctx, fn, event);
       let result: InvokeResult = await invoke({ app: ctx.app, fn, event, attempt, scope, log: ctx.logger, metrics: ctx.metrics, signal: ctx.signal });
@@ -137,9 +137,8 @@ export class FunctionWorker extends DurableConsumer {
       // A conditional write lost to a concurrent invocation: run again on fresh state, without
       // spending an attempt, a bounded number of times.
       if (result.error instanceof ConditionFailedError && !this.stopped) {
-        if (conflicts < MAX_WRITE_CONFLICTS) {
-          conflicts++;
-          await sleep(Math.random() * conflicts, ctx.signal);
+        if (races.lost()) {
+          await races.backoff(ctx.signal);
           continue;
         }
         result = conflictedOutcome(fn, attempt, result.error);
@@ -153,6 +152,7 @@ export class FunctionWorker extends DurableConsumer {
         await sleep(result.retryInMs, ctx.signal);
         if (!this.stopped) {
           attempt++;
+          races.nextAttempt();
           continue;
         }
       }
