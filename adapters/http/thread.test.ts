@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import type { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -114,6 +115,19 @@ describe('the ingress thread', () => {
     release();
     for (const answer of await Promise.all(waiting)) expect(await answer.json()).toEqual({ released: true });
     expect((await fetch(`${base}/hold`, { method: 'POST' })).status).toBe(200);
+  });
+
+  it('starts the thread again on the same port if it stops unasked', async () => {
+    const { runtime } = await startRuntime();
+    const thread = await IngressThread.listen(createIngress(runtime, { logger }), 0, '127.0.0.1', logger);
+    cleanups.push(() => thread.close());
+    const base = `http://127.0.0.1:${thread.address().port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    let status = 0;
+    const until = Date.now() + 5_000;
+    while (status !== 200 && Date.now() < until) status = await fetch(`${base}/healthz`).then((r) => r.status, () => 0);
+    expect(status).toBe(200);
   });
 
   it('says so when the port is taken, and stops listening when the runtime stops', async () => {

@@ -26,15 +26,22 @@ export const MAX_WAITING = 4096;
 const INGRESS_HEAP: ResourceLimits = { maxYoungGenerationSizeMb: 4 };
 
 export class IngressThread implements Listening {
-  private readonly exited: Promise<void>;
+  private worker: Worker;
+  private readonly bound: AddressInfo;
+  private exited!: Promise<void>;
+  private stopping = false;
   private closing?: Promise<void>;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly ingress: Ingress,
     private readonly rest: HttpServer,
-    private readonly bound: AddressInfo,
+    private readonly setup: ThreadSetup,
+    private readonly logger: Logger,
+    started: { worker: Worker; address: AddressInfo },
   ) {
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.worker = started.worker;
+    this.bound = started.address;
+    this.watch();
   }
 
   /** Serves `ingress` on `port` (0 picks a free one) and `host` from an ingress thread; rejects clearly if the port is taken. */
@@ -43,23 +50,11 @@ export class IngressThread implements Listening {
     // The ingress thread keeps its connections here open: none is closed for idleness just as a request goes out on it.
     rest.server.keepAliveTimeout = 0;
     const setup: ThreadSetup = { port, host, restPort: rest.address().port, routes: ingress.hot.routes, maxWaiting };
-    const worker = startWorker(new URL(`./thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url), setup, INGRESS_HEAP);
-    const send = (message: ToIngressThread) => worker.postMessage(message);
     try {
-      const address = await new Promise<AddressInfo>((resolve, reject) => {
-        worker.on('message', (message: FromIngressThread) => {
-          if (message.kind === 'request') {
-            void ingress.hot.answer(message.request).then((reply) => send({ kind: 'reply', id: message.id, reply }));
-          } else if (message.kind === 'listening') resolve(message.address);
-          else reject(listenError(Object.assign(new Error(message.message), { code: message.code }), port, host));
-        });
-        worker.once('error', reject);
-        worker.once('exit', (code) => reject(new Error(`the ingress thread exited (code ${code}) before listening`)));
-      });
-      worker.on('error', (error) => logger.error({ err: error }, 'the ingress thread failed; HTTP requests are no longer served'));
-      return new IngressThread(worker, rest, address);
+      const started = await startThread(ingress, setup);
+      // Started again on the same port if it ever stops: the port 0 stood for is now known.
+      return new IngressThread(ingress, rest, { ...setup, port: started.address.port }, logger, started);
     } catch (error) {
-      await worker.terminate();
       await rest.close();
       throw error;
     }
@@ -70,17 +65,62 @@ export class IngressThread implements Listening {
   }
 
   stopAccepting(): void {
+    this.stopping = true;
     this.worker.postMessage({ kind: 'stop-accepting' } satisfies ToIngressThread);
     this.rest.stopAccepting();
   }
 
   close(): Promise<void> {
+    this.stopping = true;
     this.closing ??= (async () => {
       this.worker.postMessage({ kind: 'close' } satisfies ToIngressThread);
       await this.exited;
       await this.rest.close();
     })();
     return this.closing;
+  }
+
+  /** A thread that stops unasked (a bug, out of memory) is logged and started again. */
+  private watch(): void {
+    const worker = this.worker;
+    worker.on('error', (error) => this.logger.error({ err: error }, 'the ingress thread failed'));
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', (code) => {
+        resolve();
+        if (this.stopping) return;
+        this.logger.error({ code }, 'the ingress thread stopped; starting it again');
+        startThread(this.ingress, this.setup).then(
+          (started) => {
+            this.worker = started.worker;
+            this.watch();
+            if (this.stopping) this.worker.postMessage({ kind: 'close' } satisfies ToIngressThread);
+          },
+          (error: unknown) => this.logger.error({ err: error }, 'the ingress thread could not be started again; HTTP is no longer served'),
+        );
+      }),
+    );
+  }
+}
+
+/** Starts an ingress thread and hands its hot requests to `ingress`; resolves once it listens. */
+async function startThread(ingress: Ingress, setup: ThreadSetup): Promise<{ worker: Worker; address: AddressInfo }> {
+  const worker = startWorker(new URL(`./thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url), setup, INGRESS_HEAP);
+  const send = (message: ToIngressThread) => worker.postMessage(message);
+  try {
+    const address = await new Promise<AddressInfo>((resolve, reject) => {
+      worker.on('message', (message: FromIngressThread) => {
+        if (message.kind === 'request') {
+          void ingress.hot.answer(message.request).then((reply) => send({ kind: 'reply', id: message.id, reply }));
+        } else if (message.kind === 'listening') resolve(message.address);
+        else reject(listenError(Object.assign(new Error(message.message), { code: message.code }), setup.port, setup.host));
+      });
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the ingress thread exited (code ${code}) before listening`)));
+    });
+    return { worker, address };
+  } catch (error) {
+    await worker.terminate();
+    throw error;
   }
 }
 
