@@ -30,11 +30,10 @@ export interface BufferedWrite {
 }
 
 export class TableSession {
-  /** Writes by table, partition key and sort key; the last write to a key wins. */
-  private readonly buffered = new Map<string, Map<KeyValue, Map<KeyValue, BufferedWrite>>>();
+  /** Writes by item key (table, partition key, sort key); the last write to a key wins. */
+  private readonly buffered = new Map<string, BufferedWrite>();
   /** The specs of the tables written: a query merges committed items by their sort key. */
   private readonly specs = new Map<string, TableSpec>();
-  private count = 0;
 
   /**
    * @param committed what the attempt reads under its own writes: the store, or (see `asBase`)
@@ -43,12 +42,12 @@ export class TableSession {
   constructor(private readonly committed: CommittedTables) {}
 
   /** The attempt's writes, one per key. */
-  *writes(): IterableIterator<BufferedWrite> {
-    for (const partitions of this.buffered.values()) for (const items of partitions.values()) yield* items.values();
+  writes(): IterableIterator<BufferedWrite> {
+    return this.buffered.values();
   }
 
   get size(): number {
-    return this.count;
+    return this.buffered.size;
   }
 
   /**
@@ -107,26 +106,21 @@ export class TableSession {
   }
 
   private find(table: string, pk: KeyValue, sk: KeyValue): BufferedWrite | undefined {
-    return this.buffered.get(table)?.get(pk)?.get(sk);
+    return this.buffered.get(itemKey(table, pk, sk));
   }
 
   private put(write: BufferedWrite): void {
-    let partitions = this.buffered.get(write.table);
-    if (!partitions) this.buffered.set(write.table, (partitions = new Map()));
-    let items = partitions.get(write.pk);
-    if (!items) partitions.set(write.pk, (items = new Map()));
-    if (!items.has(write.sk)) this.count++;
-    items.set(write.sk, write);
+    this.buffered.set(itemKey(write.table, write.pk, write.sk), write);
   }
 
   /** A partition's items as this attempt sees them: its own writes over the committed items. */
   async query(name: string, spec: TableSpec, pk: KeyValue, options: QueryOptions): Promise<Item[]> {
-    const mine = this.buffered.get(name)?.get(pk);
-    if (!mine) return this.committed.query(name, pk, options);
+    const mine = [...this.buffered.values()].filter((w) => w.table === name && w.pk === pk);
+    if (mine.length === 0) return this.committed.query(name, pk, options);
     // Overlay these writes on the committed rows, then order and limit.
     const rows = new Map<KeyValue, Item | undefined>();
     for (const item of await this.committed.query(name, pk, { ...options, limit: undefined })) rows.set(keyOf(item, spec.partitionKey, spec.sortKey, name)[1], item);
-    for (const w of mine.values()) rows.set(w.sk, live(w));
+    for (const w of mine) rows.set(w.sk, live(w));
     const sorted = [...rows.entries()].filter(([sk, item]) => item !== undefined && sortKeyMatches(sk, options)).sort(([a], [b]) => compareKeys(a, b));
     if (options.reverse) sorted.reverse();
     const items = sorted.map(([, item]) => item as Item);
@@ -183,6 +177,14 @@ function live(write: BufferedWrite): Item | undefined {
 /** A buffered write's item, as an object of the caller's own; undefined for a delete. */
 export function itemOf(write: BufferedWrite): Item | undefined {
   return write.json === undefined ? undefined : (JSON.parse(write.json) as Item);
+}
+
+/**
+ * An item's key as one string, for maps: numbers and strings stay different keys (as in every
+ * store), and no two keys spell the same (a separator character could appear inside a key).
+ */
+export function itemKey(table: string, pk: KeyValue, sk: KeyValue): string {
+  return JSON.stringify([table, pk, sk]);
 }
 
 /** The one key order of every store: numbers (numerically) before strings (by code unit). */

@@ -572,6 +572,42 @@ describe('embedded runtime delivery', () => {
 describe('embedded runtime resources', () => {
   const resources = { items: table({ partitionKey: 'pk', sortKey: 'sk', ttlAttribute: 'expires' }), files: bucket() };
 
+  it('tables: keys that differ only in where a separator would fall are different items', async () => {
+    // Under a "table NUL pk NUL sk" key these two spelled the same.
+    const first = { pk: 'a\u0000sb', sk: 'c' };
+    const second = { pk: 'a', sk: 'b\u0000sc' };
+    const seen: unknown[] = [];
+    const app = defineApp({
+      name: 'keys',
+      resources,
+      functions: {
+        write: fn({
+          trigger: on({ type: ['write'] }),
+          uses: { items: 'write' },
+          handler: async (_e, ctx) => {
+            await ctx.tables.items.put({ ...first, v: 1 });
+            await ctx.tables.items.put({ ...second, v: 2 });
+            seen.push((await ctx.tables.items.get(first))?.v, (await ctx.tables.items.get(second))?.v);
+          },
+        }),
+        read: fn({
+          trigger: on({ type: ['read'] }),
+          uses: { items: 'read' },
+          handler: async (_e, ctx) => void seen.push((await ctx.tables.items.get(first))?.v, (await ctx.tables.items.get(second))?.v),
+        }),
+      },
+    });
+    const runtime = await start(app);
+    await runtime.publish([event('write')]);
+    await runtime.idle();
+    // Twice: the first read fills the recent items, the second is served from them.
+    await runtime.publish([event('read')]);
+    await runtime.idle();
+    await runtime.publish([event('read')]);
+    await runtime.idle();
+    expect(seen).toEqual([1, 2, 1, 2, 1, 2]);
+  });
+
   it('tables: get, conditional put, query with sort-key ranges, delete, TTL', async () => {
     const results: Record<string, unknown> = {};
     const app = defineApp({

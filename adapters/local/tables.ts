@@ -4,7 +4,7 @@
  * so an attempt's effects are all-or-nothing.
  */
 import { ConditionFailedError, type Item, type KeyValue, type QueryOptions } from '../../core/ports.js';
-import { isExpired, stillExpected, TableSession as BufferedTables, type CommittedTables } from '../../core/session.js';
+import { isExpired, itemKey, stillExpected, TableSession as BufferedTables, type CommittedTables } from '../../core/session.js';
 import type { Statement } from 'better-sqlite3';
 import type { Db, GroupCommit } from './db.js';
 
@@ -172,9 +172,4 @@ export class TableSession extends BufferedTables {
     }
     for (const w of this.writes()) this.tables.write(w.table, w.pk, w.sk, w.json, w.expires);
   }
-}
-
-/** One item's key in RecentItems: numbers and strings are different keys, as they are in SQLite. */
-function itemKey(table: string, pk: KeyValue, sk: KeyValue): string {
-  return `${table}\u0000${typeof pk === 'number' ? 'n' : 's'}${pk}\u0000${typeof sk === 'number' ? 'n' : 's'}${sk}`;
 }
