@@ -207,10 +207,10 @@ export interface PetrelProcess {
   stop(): Promise<void>;
 }
 
-/** `node bin/petrel.js <args>` with the bench app module; stderr is kept for the error message. */
-export function spawnPetrel(args: string[], port: number, env: Record<string, string>): PetrelProcess {
+/** `node bin/petrel.js <args>` with an app module (the bench app's by default); stderr is kept for the error message. */
+export function spawnPetrel(args: string[], port: number, env: Record<string, string>, app = 'bench/app-module.ts'): PetrelProcess {
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [join(MAIN_DIR, 'bin/petrel.js'), ...args, join(MAIN_DIR, 'bench/app-module.ts'), '--port', String(port)], {
+  const child = spawn(process.execPath, [join(MAIN_DIR, 'bin/petrel.js'), ...args, join(MAIN_DIR, app), '--port', String(port)], {
     cwd: MAIN_DIR,
     env: { ...process.env, PETREL_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -184,6 +184,8 @@ describe('windows, alerts and the console endpoints', () => {
     expect(stream.events.map((e) => e.event)).toEqual(expected.map(() => 'alert'));
     expect(stream.events.map((e) => e.data.id).sort()).toEqual(expected);
     expect(stream.events.every((e) => e.data.kind === 'category')).toBe(true);
+    // Each carries when its reading arrived, before the alert was sent.
+    expect(stream.events.every((e) => Date.parse(String(e.data.ingestedAt)) <= Date.now())).toBe(true);
     expect(await fetch(`${app.base}/alerts/stream?kind=loud`).then((r) => r.status)).toBe(400);
   });
 

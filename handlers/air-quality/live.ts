@@ -3,7 +3,8 @@
  * mounts them (see `dev` in app.ts) instead of the app declaring them as functions:
  *
  *   GET /alerts/stream[?location=&kind=]  Server-Sent Events: `event: alert`, `id: <event id>`,
- *                                         `data: <alert as GET /alerts serves it>`, sent once the
+ *                                         `data: <alert as GET /alerts serves it, plus ingestedAt:
+ *                                         when the reading it came from arrived>`, sent once the
  *                                         alert is committed; a comment line every 15 s keeps it open.
  *   GET /stats                            JSON: throughput, ingest-to-alert latency p50/p99,
  *                                         errors, retries, dead letters, backlog (see `Stats`).
@@ -170,7 +171,8 @@ export class LiveApi {
       const alert = event.data as AlertRecord;
       if ((location !== null && alert.location !== location) || (kind !== null && alert.kind !== kind)) return;
       if (res.writableLength > MAX_BUFFERED_BYTES) return close();
-      res.write(`id: ${event.id}\nevent: alert\ndata: ${JSON.stringify(publicAlert(alert))}\n\n`);
+      // ingestedAt: what a subscriber needs to see the ingest-to-alert latency for itself.
+      res.write(`id: ${event.id}\nevent: alert\ndata: ${JSON.stringify({ ...publicAlert(alert), ingestedAt: event.ingesttime })}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     req.once('close', close);
