@@ -4,9 +4,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bucket, defineApp, fn, objectCreated, on, type App } from '../../core/app.js';
+import { bucket, defineApp, fn, objectCreated, on, table, type App } from '../../core/app.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
-import { NATS_URL, servicesAvailable } from '../../conformance/services.js';
+import { NATS_URL, PG_URL, servicesAvailable } from '../../conformance/services.js';
 import { NatsRuntime } from './runtime.js';
 import { encodeToken, filterSubject, names } from './subjects.js';
 import { deleteAppState } from './testing.js';
@@ -225,3 +225,49 @@ describe.skipIf(!available)('NATS runtime', () => {
     await expect(NatsRuntime.start(withTables, { servers: NATS_URL, logger: silent })).rejects.toThrow(/has tables, which live in PostgreSQL on this target/);
   });
 });
+
+const withTables = available && (await servicesAvailable('adapters/nats (tables)', 'postgres'));
+
+describe.skipIf(!withTables)('NATS runtime with tables on PostgreSQL', () => {
+  const apps: App[] = [];
+  const runtimes: NatsRuntime[] = [];
+  afterAll(async () => {
+    await Promise.all(runtimes.map((r) => r.stop()));
+    const nc = await connect({ servers: NATS_URL });
+    await deleteAppState(await jetstreamManager(nc), apps, PG_URL);
+    await nc.close();
+  });
+
+  it('gives each attempt of an ordered function its own runs on fresh state after lost write races', async () => {
+    let calls = 0;
+    const app = defineApp({
+      name: `nt-races-${randomUUID().slice(0, 6)}`,
+      resources: { state: table({ partitionKey: 'id' }) },
+      functions: {
+        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
+        later: fn({
+          trigger: on({ type: ['t'] }),
+          uses: { state: 'write' },
+          ordered: true,
+          retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+          // Loses the race 25 times: more than one attempt's 21 runs, fewer than two attempts'.
+          handler: async (_e, ctx) => {
+            calls++;
+            await ctx.tables.state.put({ id: 'x', v: 2 }, calls <= 25 ? { ifMatch: { v: 'never' } } : undefined);
+          },
+        }),
+      },
+    });
+    apps.push(app);
+    const runtime = await NatsRuntime.start(app, { servers: NATS_URL, pgUrl: PG_URL, logger: silent, drainTimeoutMs: 2000 });
+    runtimes.push(runtime);
+    const event = (type: string, extra: Partial<CloudEvent> = {}): CloudEvent => ({ specversion: '1.0', id: newEventId(), source: 'test', type, data: {}, ...extra });
+    await runtime.publish([event('seed')]);
+    await runtime.idle();
+    await runtime.publish([event('t', { partitionkey: 'x' })]);
+    await runtime.idle();
+    expect(calls).toBe(26);
+    expect(await runtime.deadLetters.list('later')).toEqual([]);
+  });
+});
+
