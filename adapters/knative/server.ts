@@ -23,7 +23,7 @@ import type { App, AppFunction, BucketSpec, TableSpec } from '../../core/app.js'
 import { TimeoutError, type AttemptRecord } from '../../core/delivery.js';
 import { eventKey, traceparentFor, type CloudEvent } from '../../core/event.js';
 import { BODY_LIMIT } from '../../core/http.js';
-import { failureOutcome, invoke, objectCreatedEvent, observeEmitted, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
+import { conflictedOutcome, failureOutcome, invoke, objectCreatedEvent, observeEmitted, WriteRaces, type InvocationScope, type InvokeResult } from '../../core/invoke.js';
 import { ConditionFailedError, type Bucket, type Table } from '../../core/ports.js';
 import type { TableSession } from '../../core/session.js';
 import { BindingError, toCloudEvents } from '../http/binding.js';
@@ -35,8 +35,6 @@ import { redactUrl } from '../../core/redact.js';
 import { toBinaryHttp } from './encode.js';
 import { ATTEMPT_HEADER, type FunctionStores, type KnativeFunctionOptions } from './types.js';
 
-/** Re-runs after losing an optimistic write race before the loss counts as a failed attempt. */
-const MAX_CONFLICTS = 20;
 /** How long a POST to K_SINK may take. */
 const SINK_TIMEOUT_MS = 10_000;
 
@@ -226,7 +224,8 @@ export class KnativeFunction {
       this.metrics.invoked(fn.name, 'duplicate', 0);
       return { id: event.id, outcome: 'done', key, outbox: prior };
     }
-    for (let conflicts = 0; ; conflicts++) {
+    const races = new WriteRaces();
+    for (;;) {
       const scope = new KnativeScope(app, fn, event, stores);
       let result: InvokeResult = await invoke({ app, fn, event, attempt, scope, log: logger, metrics: this.metrics, signal: this.shutdown.signal });
       if (result.outcome === 'ok') {
@@ -239,9 +238,12 @@ export class KnativeFunction {
       }
       if (result.outcome === 'duplicate') return { id: event.id, outcome: 'done', key, outbox: [] };
       // A conditional write lost to a concurrent invocation: run again on fresh state, without spending an attempt.
-      if (result.error instanceof ConditionFailedError && conflicts < MAX_CONFLICTS && !this.draining) {
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * (conflicts + 1)));
-        continue;
+      if (result.error instanceof ConditionFailedError && !this.draining) {
+        if (races.lost()) {
+          await races.backoff(this.shutdown.signal);
+          continue;
+        }
+        result = conflictedOutcome(fn, attempt, result.error);
       }
       return { id: event.id, outcome: result.outcome, record: result.record, timeout: result.error instanceof TimeoutError };
     }
