@@ -7,6 +7,7 @@ import { bucket, defineApp, fn, http, objectCreated, on, schedule, table, type A
 import { PermanentError } from '../../core/delivery.js';
 import { newEventId, type CloudEvent } from '../../core/event.js';
 import { ConditionFailedError } from '../../core/ports.js';
+import { LOST_RACES, losingRacesApp } from '../../conformance/races.js';
 import { LocalRuntime } from './runtime.js';
 
 const silent = pino({ level: 'silent' });
@@ -222,31 +223,13 @@ describe('embedded runtime delivery', () => {
   });
 
   it('gives each attempt of an ordered function its own runs on fresh state', async () => {
-    let calls = 0;
-    const app = defineApp({
-      name: 'conditions-ordered',
-      resources: { state: table({ partitionKey: 'id' }) },
-      functions: {
-        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
-        later: fn({
-          trigger: on({ type: ['t'] }),
-          uses: { state: 'write' },
-          ordered: true,
-          retry: { maxAttempts: 2, ...fast },
-          // Loses the race 25 times: more than one attempt's 21 runs, fewer than two attempts'.
-          handler: async (_e, ctx) => {
-            calls++;
-            await ctx.tables.state.put({ id: 'x', v: 2 }, calls <= 25 ? { ifMatch: { v: 'never' } } : undefined);
-          },
-        }),
-      },
-    });
+    const { app, runs } = losingRacesApp('conditions-ordered');
     const runtime = await start(app);
     await runtime.publish([event('seed')]);
     await runtime.idle();
     await runtime.publish([event('t', {}, { partitionkey: 'x' })]);
     await runtime.idle();
-    expect(calls).toBe(26);
+    expect(runs()).toBe(LOST_RACES + 1);
     expect(await runtime.deadLetters.list('later')).toEqual([]);
   });
 

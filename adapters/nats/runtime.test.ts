@@ -4,8 +4,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bucket, defineApp, fn, objectCreated, on, table, type App } from '../../core/app.js';
+import { bucket, defineApp, fn, objectCreated, on, type App } from '../../core/app.js';
 import { eventKey, newEventId, type CloudEvent } from '../../core/event.js';
+import { LOST_RACES, losingRacesApp } from '../../conformance/races.js';
 import { NATS_URL, PG_URL, servicesAvailable } from '../../conformance/services.js';
 import { NatsRuntime } from './runtime.js';
 import { encodeToken, filterSubject, names } from './subjects.js';
@@ -239,25 +240,7 @@ describe.skipIf(!withTables)('NATS runtime with tables on PostgreSQL', () => {
   });
 
   it('gives each attempt of an ordered function its own runs on fresh state after lost write races', async () => {
-    let calls = 0;
-    const app = defineApp({
-      name: `nt-races-${randomUUID().slice(0, 6)}`,
-      resources: { state: table({ partitionKey: 'id' }) },
-      functions: {
-        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
-        later: fn({
-          trigger: on({ type: ['t'] }),
-          uses: { state: 'write' },
-          ordered: true,
-          retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
-          // Loses the race 25 times: more than one attempt's 21 runs, fewer than two attempts'.
-          handler: async (_e, ctx) => {
-            calls++;
-            await ctx.tables.state.put({ id: 'x', v: 2 }, calls <= 25 ? { ifMatch: { v: 'never' } } : undefined);
-          },
-        }),
-      },
-    });
+    const { app, runs } = losingRacesApp(`nt-races-${randomUUID().slice(0, 6)}`);
     apps.push(app);
     const runtime = await NatsRuntime.start(app, { servers: NATS_URL, pgUrl: PG_URL, logger: silent, drainTimeoutMs: 2000 });
     runtimes.push(runtime);
@@ -266,7 +249,7 @@ describe.skipIf(!withTables)('NATS runtime with tables on PostgreSQL', () => {
     await runtime.idle();
     await runtime.publish([event('t', { partitionkey: 'x' })]);
     await runtime.idle();
-    expect(calls).toBe(26);
+    expect(runs()).toBe(LOST_RACES + 1);
     expect(await runtime.deadLetters.list('later')).toEqual([]);
   });
 });
