@@ -15,7 +15,7 @@ import { DEVICE_AUTH_CHALLENGE, NO_DEVICE_KEYS, type DeviceAuth } from './auth.j
 import { toCloudEvents } from './binding.js';
 import { errorBody, errorStatus } from './errors.js';
 import type { IngressTarget } from './types.js';
-import { jsonReply, pathOf, readBody, servesRequest, writeReply, type HotRequest, type HotRoute, type WireReply } from './wire.js';
+import { errorReply, jsonReply, pathOf, readBody, servesRequest, writeReply, type HotRequest, type HotRoute, type WireReply } from './wire.js';
 
 interface TriggerRoute {
   fn: AppFunction;
@@ -45,7 +45,7 @@ export class HotRoutes {
     const receivedAt = Date.now();
     void readBody(req)
       .then((body) => this.answer({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, receivedAt }))
-      .catch((error: unknown) => this.errorReply(error, req.method, req.url))
+      .catch((error: unknown) => this.replyToError(error, req.method, req.url))
       .then((reply) => writeReply(res, req.method, reply))
       .catch((error: unknown) => this.logger.error({ err: error, method: req.method, path: req.url }, 'could not answer a request'));
     return true;
@@ -53,7 +53,7 @@ export class HotRoutes {
 
   /** The reply to a request served here; an error becomes its JSON error reply (5xx are logged, their detail is not sent). */
   answer(request: HotRequest): Promise<WireReply> {
-    return this.route(request).catch((error: unknown) => this.errorReply(error, request.method, request.url));
+    return this.route(request).catch((error: unknown) => this.replyToError(error, request.method, request.url));
   }
 
   private async route(request: HotRequest): Promise<WireReply> {
@@ -104,11 +104,10 @@ export class HotRoutes {
     return jsonReply(429, { error: 'backlog is over its bound; retry after 1 s' }, { 'retry-after': '1' });
   }
 
-  private errorReply(error: unknown, method: string | undefined, url: string | undefined): WireReply {
+  private replyToError(error: unknown, method: string | undefined, url: string | undefined): WireReply {
     const status = errorStatus(error);
     if (status >= 500) this.logger.error({ err: error, method, path: url }, 'request failed');
-    // A body cut off at the limit is still arriving: close the connection rather than read it.
-    return jsonReply(status, errorBody(error, status), status === 413 ? { connection: 'close' } : undefined);
+    return errorReply(status, errorBody(error, status));
   }
 }
 

@@ -6,10 +6,11 @@
  * ready reply; everything else (admin, metrics, the console, its event streams) is passed through
  * to express on the runtime's thread over a loopback connection.
  */
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import { HttpRequestError } from '../../core/http.js';
-import { jsonReply, readBody, servesRequest, writeReply, type FromIngressThread, type ThreadSetup, type ToIngressThread } from './wire.js';
+import { HttpServer } from './server.js';
+import { errorReply, jsonReply, readBody, servesRequest, writeReply, type FromIngressThread, type ThreadSetup, type ToIngressThread } from './wire.js';
 
 const setup = workerData as ThreadSetup;
 const runtime = parentPort!;
@@ -34,7 +35,7 @@ function handOver(req: IncomingMessage, res: ServerResponse): void {
     },
     (error: unknown) => {
       // Over the limit: say so and close (the rest of the body is still coming). Else the client went away.
-      if (error instanceof HttpRequestError) writeReply(res, req.method, jsonReply(error.status, { error: error.message }, { connection: 'close' }));
+      if (error instanceof HttpRequestError) writeReply(res, req.method, errorReply(error.status, { error: error.message }));
       else res.destroy();
     },
   );
@@ -60,23 +61,23 @@ function passThrough(req: IncomingMessage, res: ServerResponse): void {
   req.pipe(upstream);
 }
 
-const server = createServer((req, res) => (servesRequest(setup.routes, req.method, req.url) ? handOver(req, res) : passThrough(req, res)));
+const handle = (req: IncomingMessage, res: ServerResponse) => (servesRequest(setup.routes, req.method, req.url) ? handOver(req, res) : passThrough(req, res));
 
-runtime.on('message', (message: ToIngressThread) => {
-  if (message.kind === 'reply') {
-    const request = waiting.get(message.id);
-    waiting.delete(message.id);
-    if (request) writeReply(request.res, request.method, message.reply);
-  } else if (message.kind === 'stop-accepting') {
-    server.close();
-    server.closeIdleConnections();
-  } else {
-    server.close();
-    server.closeAllConnections();
-    agent.destroy();
-    runtime.close();
-  }
-});
-
-server.once('error', (error: NodeJS.ErrnoException) => send({ kind: 'failed', code: error.code, message: error.message }));
-server.listen(setup.port, setup.host, () => send({ kind: 'listening', address: server.address() as never }));
+HttpServer.listen(handle, setup.port, setup.host).then(
+  (server) => {
+    runtime.on('message', (message: ToIngressThread) => {
+      if (message.kind === 'reply') {
+        const request = waiting.get(message.id);
+        waiting.delete(message.id);
+        if (request) writeReply(request.res, request.method, message.reply);
+      } else if (message.kind === 'stop-accepting') server.stopAccepting();
+      else {
+        void server.close();
+        agent.destroy();
+        runtime.close();
+      }
+    });
+    send({ kind: 'listening', address: server.address() });
+  },
+  (error: Error) => send({ kind: 'failed', message: error.message }),
+);

@@ -3,8 +3,8 @@
  * with the app (the embedded runtime): that thread only answers the hot routes' requests, handed
  * over with their bodies read, and serves express to the ingress thread on a loopback port.
  *
- * Measured (air-quality bench, 2,000 readings/s over HTTP, one per request): 424-434 -> 345-348 us
- * of the runtime thread per reading.
+ * Measured (air-quality bench, 2,000 readings/s over HTTP, one per request, 3 interleaved runs
+ * each): 419-429 -> 378-392 us of the runtime thread per reading.
  */
 import { buildSync } from 'esbuild';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Logger } from '../../core/ports.js';
 import type { Ingress } from './ingress.js';
-import { HttpServer, listenError, type Listening } from './server.js';
+import { HttpServer, type Listening } from './server.js';
 import type { FromIngressThread, ThreadSetup, ToIngressThread } from './wire.js';
 
 /** Hot requests the ingress thread lets wait for this thread at most (then 429s): memory stays bounded. */
@@ -112,7 +112,7 @@ async function startThread(ingress: Ingress, setup: ThreadSetup): Promise<{ work
         if (message.kind === 'request') {
           void ingress.hot.answer(message.request).then((reply) => send({ kind: 'reply', id: message.id, reply }));
         } else if (message.kind === 'listening') resolve(message.address);
-        else reject(listenError(Object.assign(new Error(message.message), { code: message.code }), setup.port, setup.host));
+        else reject(new Error(message.message));
       });
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`the ingress thread exited (code ${code}) before listening`)));

@@ -50,7 +50,8 @@ export interface ThreadSetup {
 /** Messages from the ingress thread. */
 export type FromIngressThread =
   | { kind: 'listening'; address: AddressInfo }
-  | { kind: 'failed'; code?: string; message: string }
+  /** It could not listen; the message says why (a taken port, what to do). */
+  | { kind: 'failed'; message: string }
   | { kind: 'request'; id: number; request: HotRequest };
 
 /** Messages to the ingress thread. */
@@ -71,6 +72,11 @@ export function jsonReply(status: number, body: unknown, headers: Record<string,
   if (text && !Object.keys(all).some((name) => name.toLowerCase() === 'content-type')) all['content-type'] = 'application/json; charset=utf-8';
   all['content-length'] = Buffer.byteLength(text);
   return { status, headers: all, text };
+}
+
+/** An error's JSON reply: a body cut off at the limit (413) is still arriving, so that one closes the connection rather than read it. */
+export function errorReply(status: number, body: Record<string, unknown>): WireReply {
+  return jsonReply(status, body, status === 413 ? { connection: 'close' } : undefined);
 }
 
 /** Writes `reply` (no body for HEAD). */
