@@ -26,7 +26,7 @@ import type { App, TableSpec } from '../../core/app.js';
 import { IDEMPOTENCY_TTL_MS, PermanentError, type AttemptRecord, type DeadLetter } from '../../core/delivery.js';
 import type { CloudEvent } from '../../core/event.js';
 import { ConditionFailedError, keyOf, type Item, type KeyValue, type PutOptions, type QueryOptions, type Table } from '../../core/ports.js';
-import { itemOf, TableSession, type CommittedTables } from '../../core/session.js';
+import { itemKey, itemOf, TableSession, type CommittedTables } from '../../core/session.js';
 import type { DeadLetterAdmin } from '../http/types.js';
 import { awsNames } from './names.js';
 import type { AwsNames, QueueControl } from './types.js';
@@ -360,7 +360,7 @@ export class DynamoSession {
   table(name: string, spec: TableSpec): Table {
     const inner = this.buffered.table(name, spec);
     const noteWrite = (item: Item, options: PutOptions | undefined) => {
-      const id = JSON.stringify([name, ...keyOf(item, spec.partitionKey, spec.sortKey, name)]);
+      const id = itemKey(name, ...keyOf(item, spec.partitionKey, spec.sortKey, name));
       if (!this.written.has(id) && (options?.ifNotExists || options?.ifMatch)) this.conditions.set(id, options);
       this.written.add(id);
     };
@@ -382,6 +382,7 @@ export class DynamoSession {
   planned(): PlannedWrite[] {
     return [...this.buffered.writes()].map((w) => {
       const spec = tableSpec(this.store.app, w.table);
+      const condition = this.conditions.get(itemKey(w.table, w.pk, w.sk));
       return {
         resource: w.table,
         table: this.store.names.table(w.table),
@@ -389,7 +390,7 @@ export class DynamoSession {
         ...(spec.ttlAttribute ? { ttlAttribute: spec.ttlAttribute } : {}),
         key: keyItem(spec, w.pk, w.sk),
         ...(w.json !== undefined ? { item: itemOf(w) } : {}),
-        ...(this.conditions.has(JSON.stringify([w.table, w.pk, w.sk])) ? { condition: this.conditions.get(JSON.stringify([w.table, w.pk, w.sk])) } : {}),
+        ...(condition ? { condition } : {}),
       };
     });
   }
