@@ -80,8 +80,9 @@ export async function invoke(request: InvokeRequest): Promise<InvokeResult> {
 /**
  * A handler's `ctx` for one attempt. A class, not an object of closures: its signal and child
  * logger are made on first use (most handlers touch neither; made per call they cost a fifth of
- * the embedded runtime's CPU), and methods on a prototype cost nothing per call, where each
- * closure made per call also cost a name (tsx keeps function names: about 5 us an invocation).
+ * the embedded runtime's CPU), and methods on a prototype cost nothing per call. The closures it
+ * replaced each cost a name (tsx keeps function names) and, measured under the air-quality bench,
+ * made about 4 MB of each scavenge survive where 1.3 MB do now (pauses 4.4-5.0 -> 1.6-1.9 ms).
  */
 class AttemptContext implements Context {
   readonly tables: Context['tables'] = {};
