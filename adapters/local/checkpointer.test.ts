@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -31,6 +31,28 @@ describe('WAL checkpoints from a worker thread', () => {
     expect(wal).toBeLessThan(6 * 1024 * 1024);
     await checkpointer.stop();
     expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 16 * 250 });
+    db.close();
+  });
+
+  it('start the WAL over while the writer never pauses', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-checkpoint-'));
+    dirs.push(dataDir);
+    const db = openDatabase({ dataDir });
+    const checkpointer = Checkpointer.start(db, pino({ level: 'silent' }), 50);
+    const put = db.prepare('INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?, ?, ?, ?)');
+    const blob = 'x'.repeat(4000);
+    // A small transaction at every turn of the event loop for a second, as the runtime commits
+    // under load: the worker's checkpoints never see a moment without new frames.
+    let transactions = 0;
+    for (const until = performance.now() + 1000; performance.now() < until; transactions++) {
+      put.run('t', 'pk', transactions % 100, blob);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The WAL header's checkpoint sequence number counts the restarts (sqlite.org/fileformat.html).
+    const restarts = readFileSync(join(dataDir, 'petrel.db-wal')).readUInt32BE(12);
+    expect(restarts).toBeGreaterThanOrEqual(5);
+    await checkpointer.stop();
+    expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 100 });
     db.close();
   });
 });
