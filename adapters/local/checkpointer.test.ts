@@ -12,7 +12,7 @@ afterEach(() => {
 });
 
 describe('WAL checkpoints from a worker thread', () => {
-  it('keep the WAL from growing while the runtime thread never checkpoints itself', async () => {
+  it('keep the WAL from growing with the runtime connection\'s automatic checkpoints off', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'petrel-checkpoint-'));
     dirs.push(dataDir);
     const db = openDatabase({ dataDir });
