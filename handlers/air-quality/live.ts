@@ -38,7 +38,7 @@ export interface LiveRoute {
 /** GET /stats body. Rates are per second over the last `windowSeconds` (less just after start). */
 export interface Stats {
   windowSeconds: number;
-  /** Readings settled by `assess` per second. */
+  /** Readings settled by `assess` per second (its idle ticks too: one a minute per location). */
   readingsPerSecond: number;
   /** Handler invocations per second, all functions. */
   eventsPerSecond: number;
