@@ -2,10 +2,10 @@
  * The durable event log: one SQLite table, appended through the group commit, read by every
  * function's consumer from its own cursor.
  *
- * After each commit that appended, the new rows are read back once into a window of recent
- * entries that every consumer reads from: a caught-up consumer costs no query, and an event is
- * parsed once to be matched against every function's pattern (and again only for each function
- * after the first that takes it), not once per function.
+ * Each commit that appended adds its entries to a window of recent entries that every consumer
+ * reads from: a caught-up consumer costs no query, and an event is parsed once to be matched
+ * against every function's pattern (and again only for each function after the first that takes
+ * it), not once per function.
  */
 import type { CloudEvent } from '../../core/event.js';
 import type { Db, GroupCommit } from './db.js';
@@ -41,8 +41,8 @@ const RECENT = 2_048;
 export class EventLog {
   /** Last committed sequence number. */
   head: number;
-  /** Set when a transaction appends; cleared after its commit. */
-  private appended = false;
+  /** What the open transaction appended, with the sequence numbers SQLite gave it. */
+  private appended: LogEntry[] = [];
   /** The newest committed entries, in sequence order; `recent[recentStart]` is the oldest kept. */
   private recent: LogEntry[] = [];
   private recentStart = 0;
@@ -56,12 +56,13 @@ export class EventLog {
     this.insertStmt = db.prepare('INSERT INTO events (body) VALUES (?)');
     this.readStmt = db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
     this.truncateStmt = db.prepare('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)');
-    commit.onAfterCommit(() => {
-      if (!this.appended) return;
-      this.appended = false;
-      // Read back, not remembered at insert: a unit that appended and then failed was rolled
-      // back, and its sequence numbers are given out again.
-      this.keep(this.rows(this.head, Number.MAX_SAFE_INTEGER));
+    commit.onAfterCommit(({ isolated }) => {
+      if (this.appended.length === 0) return;
+      const appended = this.appended;
+      this.appended = [];
+      // When a unit failed, what it appended was rolled back and its sequence numbers given out
+      // again (and every unit ran twice): then what committed is read back instead.
+      this.keep(isolated ? this.rows(this.head, Number.MAX_SAFE_INTEGER) : appended);
       for (const listener of this.listeners) listener();
     });
   }
@@ -73,8 +74,10 @@ export class EventLog {
 
   /** Appends as part of the caller's transaction (used for emitted events). */
   appendInTransaction(events: CloudEvent[]): void {
-    for (const event of events) this.insertStmt.run(JSON.stringify(event));
-    if (events.length > 0) this.appended = true;
+    for (const event of events) {
+      const body = JSON.stringify(event);
+      this.appended.push(new LogEntry(Number(this.insertStmt.run(body).lastInsertRowid), body));
+    }
   }
 
   /** Up to `limit` committed entries after `afterSeq`, shared with every other reader. */
