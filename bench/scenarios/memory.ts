@@ -4,8 +4,11 @@
  * `memorySeconds` after a warm-up at the same rate; its RSS is read from /proc every second.
  * Growth is the mean of the last quarter's samples against the first quarter's: under 10%.
  * One long run rather than three short ones: the samples of each quarter are its repetitions.
+ * The WAL file's size is sampled with it: under steady writes it must start over, not grow
+ * (it grew by tens of MB a second before the checkpointer made it, adapters/local/checkpointer.ts).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { freePort, spawnPetrel, tempDir, waitHealthy, withLoad } from '../harness.js';
 import { log, mean, sleep } from '../stats.js';
 import type { Scenario } from './types.js';
@@ -15,6 +18,7 @@ const FIRST = 'RSS, mean of the first quarter';
 const LAST = 'RSS, mean of the last quarter';
 const PEAK = 'RSS, peak';
 const ACCEPTED = 'events/s accepted during the sampled run';
+const WAL = 'WAL file, largest sampled';
 
 export const memoryScenario: Scenario = {
   name: '6. memory, `petrel dev` at 2,000 events/s',
@@ -29,6 +33,7 @@ export const memoryScenario: Scenario = {
     },
     { figure: PEAK, unit: 'MB', higherIsBetter: false },
     { figure: ACCEPTED, unit: 'events/s', higherIsBetter: true, baseline: { value: RATE, name: 'offered rate' } },
+    { figure: WAL, unit: 'MB', higherIsBetter: false },
   ],
   async measure(o) {
     const dataDir = tempDir('memory');
@@ -40,14 +45,19 @@ export const memoryScenario: Scenario = {
         const job = { kind: 'paced', target: { port, path: '/events', status: 202 }, body: { kind: 'bench-event' }, rate: RATE } as const;
         await load.run({ ...job, count: RATE * Math.max(2, o.memorySeconds / 12) });
         const samples: number[] = [];
-        const sampler = setInterval(() => samples.push(rssMb(petrel.child.pid!)), 1000);
+        const walSamples: number[] = [];
+        const sampler = setInterval(() => {
+          samples.push(rssMb(petrel.child.pid!));
+          walSamples.push(fileMb(join(dataDir, 'petrel.db-wal')));
+        }, 1000);
         const sent = await load.run({ ...job, count: RATE * o.memorySeconds });
         clearInterval(sampler);
         const quarter = Math.max(1, Math.floor(samples.length / 4));
         log(`  RSS every second (MB): ${samples.map((s) => s.toFixed(0)).join(' ')}`);
+        log(`  WAL file every second (MB): ${walSamples.map((s) => s.toFixed(0)).join(' ')}`);
         const accepted = (sent.answered * 1000) / sent.elapsedMs;
         log(`  sent ${Math.round(sent.sendRate ?? 0).toLocaleString('en')} events/s, accepted ${Math.round(accepted).toLocaleString('en')}/s; backlog at the end: ${await backlog(port)}`);
-        return { [FIRST]: mean(samples.slice(0, quarter)), [LAST]: mean(samples.slice(-quarter)), [PEAK]: Math.max(...samples), [ACCEPTED]: accepted };
+        return { [FIRST]: mean(samples.slice(0, quarter)), [LAST]: mean(samples.slice(-quarter)), [PEAK]: Math.max(...samples), [ACCEPTED]: accepted, [WAL]: Math.max(...walSamples) };
       });
       return { runs: [figures] };
     } finally {
@@ -61,6 +71,15 @@ function rssMb(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   if (kb === undefined) throw new Error(`no VmRSS for process ${pid}`);
   return Number(kb) / 1024;
+}
+
+/** A file's size in MB; 0 when it is not there (SQLite removes the WAL when it closes cleanly). */
+function fileMb(path: string): number {
+  try {
+    return statSync(path).size / 1024 / 1024;
+  } catch {
+    return 0;
+  }
 }
 
 /** Unsettled events per function, from /healthz, once the runtime has had a moment to catch up. */
