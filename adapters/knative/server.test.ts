@@ -5,12 +5,14 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NATS_URL, servicesAvailable } from '../../conformance/services.js';
+import { LOST_RACES, losingRacesApp } from '../../conformance/races.js';
+import { NATS_URL, PG_URL, servicesAvailable } from '../../conformance/services.js';
 import { bucket, defineApp, fn, http, on, table, type App } from '../../core/app.js';
 import { PermanentError } from '../../core/delivery.js';
 import { deriveEventId, newEventId, type CloudEvent } from '../../core/event.js';
 import type { Logger } from '../../core/ports.js';
 import { toCloudEvents } from '../http/binding.js';
+import { PgStore } from '../postgres/store.js';
 import { deleteAppState } from '../nats/testing.js';
 import { toBinaryHttp } from './encode.js';
 import { KnativeFunction } from './server.js';
@@ -337,6 +339,45 @@ describe.skipIf(!natsAvailable)('completion records on NATS KV', () => {
       const nc = await connect({ servers: NATS_URL });
       await deleteAppState(await jetstreamManager(nc), [kvApp]);
       await nc.close();
+    }
+  });
+});
+
+const pgAvailable = await servicesAvailable('adapters/knative/server (tables on PostgreSQL)', 'postgres');
+
+describe.skipIf(!pgAvailable)('a function with tables on PostgreSQL', () => {
+  it('gives each attempt its own runs on fresh state after lost write races, as the other targets do', async () => {
+    const { app: racing, runs } = losingRacesApp(`kn-races-${randomUUID().slice(0, 6)}`);
+    const served = await Promise.all(
+      ['seed', 'later'].map(async (name) => {
+        const fnOfApp = racing.function(name)!;
+        const f = new KnativeFunction(racing, fnOfApp, { stores: await openStores(racing, fnOfApp, { pgUrl: PG_URL, logger: silent }), logger: silent, drainTimeoutMs: 2000 });
+        return { f, url: `http://127.0.0.1:${((await f.listen(0, '127.0.0.1')).address() as AddressInfo).port}` };
+      }),
+    );
+    // What the dispatcher does: send the event, and again with the next attempt number after a 5xx.
+    const deliver = async (url: string, event: CloudEvent, attempt: number) => {
+      const { headers, body } = toBinaryHttp(event);
+      const response = await fetch(url, { method: 'POST', headers: { ...headers, [ATTEMPT_HEADER]: String(attempt) }, body: new Uint8Array(body) });
+      return { status: response.status, body: await response.text() };
+    };
+    try {
+      const event = (type: string): CloudEvent => ({ specversion: '1.0', id: newEventId(), source: 'test', type, data: {}, partitionkey: 'x' });
+      expect((await deliver(served[0].url, event('seed'), 1)).status).toBe(202);
+      const t = event('t');
+      // The first attempt loses 20 races in a row (core/invoke.ts WriteRaces), then fails as a
+      // conflict to be retried; the second starts its own count, loses 5 more and wins.
+      const first = await deliver(served[1].url, t, 1);
+      expect(first.status).toBe(500);
+      expect(first.body).toMatch(/will be retried/);
+      expect(runs()).toBe(21);
+      expect((await deliver(served[1].url, t, 2)).status).toBe(202);
+      expect(runs()).toBe(LOST_RACES + 1);
+    } finally {
+      await Promise.all(served.map(({ f }) => f.stop()));
+      const store = await PgStore.connect(PG_URL, { max: 1 });
+      await store.dropApp(racing.name);
+      await store.close();
     }
   });
 });
