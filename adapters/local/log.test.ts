@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from '../../core/event.js';
-import { GroupCommit, openDatabase } from './db.js';
 import { EventLog } from './log.js';
+import { openScratchDatabase } from './testing.js';
 
 describe('embedded event log', () => {
   const cleanups: Array<() => void> = [];
@@ -15,15 +12,8 @@ describe('embedded event log', () => {
   const event = (id: string): CloudEvent => ({ specversion: '1.0', id, source: 'test', type: 'test.appended' });
 
   it('shows readers what committed, with its sequence numbers, also when a unit that appended was rolled back', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-log-'));
-    const db = openDatabase({ dataDir });
-    cleanups.push(() => {
-      db.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-    const commit = new GroupCommit(db, (error) => {
-      throw error;
-    });
+    const { db, commit, close } = openScratchDatabase('log');
+    cleanups.push(close);
     const log = new EventLog(db, commit);
     const stored = () => (db.prepare('SELECT seq, body FROM events ORDER BY seq').all() as Array<{ seq: number; body: string }>).map((row) => [row.seq, (JSON.parse(row.body) as CloudEvent).id]);
     const seen = () => log.entries(0, 100).map((entry) => [entry.seq, entry.shared.id]);

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GroupCommit, openDatabase, type Db } from './db.js';
+import type { Db, GroupCommit } from './db.js';
 import { SqliteTables } from './tables.js';
+import { openScratchDatabase } from './testing.js';
 
 describe('embedded tables read through recent items', () => {
   const cleanups: Array<() => void> = [];
@@ -12,15 +10,8 @@ describe('embedded tables read through recent items', () => {
   });
 
   function open(): { db: Db; commit: GroupCommit; tables: SqliteTables } {
-    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-tables-'));
-    const db = openDatabase({ dataDir });
-    cleanups.push(() => {
-      db.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-    const commit = new GroupCommit(db, (error) => {
-      throw error;
-    });
+    const { db, commit, close } = openScratchDatabase('tables');
+    cleanups.push(close);
     return { db, commit, tables: new SqliteTables(db, commit) };
   }
 
