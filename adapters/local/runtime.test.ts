@@ -192,34 +192,18 @@ describe('embedded runtime delivery', () => {
   });
 
   it('runs an attempt again on fresh state after a failed conditional write, and says what it means when that never helps', async () => {
-    let calls = 0;
-    const app = defineApp({
-      name: 'conditions',
-      resources: { state: table({ partitionKey: 'id' }) },
-      functions: {
-        seed: fn({ trigger: on({ type: ['seed'] }), uses: { state: 'write' }, handler: (_e, ctx) => ctx.tables.state.put({ id: 'x', v: 1 }) }),
-        never: fn({
-          trigger: on({ type: ['t'] }),
-          uses: { state: 'write' },
-          retry: { maxAttempts: 1 },
-          handler: async (_e, ctx) => {
-            calls++;
-            await ctx.tables.state.put({ id: 'x', v: 2 }, { ifMatch: { v: 'never' } });
-          },
-        }),
-      },
-    });
+    const { app, runs } = losingRacesApp('conditions', { losses: Infinity, maxAttempts: 1, ordered: false });
     const runtime = await start(app);
     await runtime.publish([event('seed')]);
     await runtime.idle();
     await runtime.publish([event('t')]);
     await runtime.idle();
     // The first run, then 20 more on fresh state, all within the one attempt.
-    expect(calls).toBe(21);
-    const [letter] = await runtime.deadLetters.list('never');
+    expect(runs()).toBe(21);
+    const [letter] = await runtime.deadLetters.list('later');
     expect(letter.attempts).toHaveLength(1);
     expect(letter.attempts[0].error.name).toBe('ConditionFailedError');
-    expect(letter.attempts[0].error.message).toMatch(/^table "state": condition failed for key \["x"\], still after 20 runs on fresh state: either the condition cannot hold, or .*"never" runs up to \d+ at once; ordered: true/);
+    expect(letter.attempts[0].error.message).toMatch(/^table "state": condition failed for key \["x"\], still after 20 runs on fresh state: either the condition cannot hold, or .*"later" runs up to \d+ at once; ordered: true/);
   });
 
   it('gives each attempt of an ordered function its own runs on fresh state', async () => {
