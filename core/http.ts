@@ -22,6 +22,11 @@ export class HttpRequestError extends Error {
 }
 
 /** What an ingress knows about a request once it has routed it. */
+/** The 413 for a body over BODY_LIMIT: one message wherever a body is refused for its size. */
+export function bodyTooLarge(): HttpRequestError {
+  return new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
+}
+
 export interface HttpRequestParts {
   method: string;
   path: string;
@@ -47,7 +52,7 @@ function header(headers: HttpRequestParts['headers'], name: string): string | un
 /** The event for an http-triggered function; throws HttpRequestError (413, 415, 400) for a body it cannot take. */
 export function httpRequestEvent(app: App, fn: AppFunction, request: HttpRequestParts): CloudEvent<HttpRequestData> {
   const body = request.body ?? new Uint8Array();
-  if (body.byteLength > BODY_LIMIT) throw new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
+  if (body.byteLength > BODY_LIMIT) throw bodyTooLarge();
   let data: unknown;
   if (body.byteLength > 0) {
     const type = mediaType(header(request.headers, 'content-type'));

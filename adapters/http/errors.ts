@@ -1,5 +1,5 @@
 /** The JSON errors every HTTP surface answers with (the ingress, its hot routes, a Knative function). */
-import { BODY_LIMIT } from '../../core/http.js';
+import { bodyTooLarge } from '../../core/http.js';
 import { BindingError } from './binding.js';
 
 /** The HTTP status for an error a request ended with (a 4xx the error names, else 500). */
@@ -14,7 +14,7 @@ export function errorStatus(error: unknown): number {
 export function errorBody(error: unknown, status: number): Record<string, unknown> {
   if (error instanceof BindingError) return { error: error.message, ...(error.details ? { details: error.details } : {}) };
   const e = error as { type?: string; message?: string };
-  if (e.type === 'entity.too.large') return { error: `the body is larger than the ${BODY_LIMIT / 1024} KiB limit` };
+  if (e.type === 'entity.too.large') return { error: bodyTooLarge().message };
   if (status < 500 && e.message) return { error: e.message };
   // Internal errors may carry secrets (connection strings, tokens): the detail goes to the log only.
   return { error: 'internal error; see the server log' };

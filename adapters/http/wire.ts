@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BODY_LIMIT, HttpRequestError } from '../../core/http.js';
+import { BODY_LIMIT, bodyTooLarge } from '../../core/http.js';
 
 /** A method and path pattern served without express (HEAD is served as GET). */
 export interface HotRoute {
@@ -84,11 +84,6 @@ export function writeReply(res: ServerResponse, method: string | undefined, repl
   if (res.headersSent) return void res.end();
   res.writeHead(reply.status, reply.headers);
   res.end(method === 'HEAD' ? undefined : reply.text);
-}
-
-/** The 413 for a body over BODY_LIMIT. */
-export function bodyTooLarge(): HttpRequestError {
-  return new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
 }
 
 /** The request body, up to BODY_LIMIT bytes (a longer one is a 413: answer it with `connection: close`, the rest is still arriving). */
