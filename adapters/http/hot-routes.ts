@@ -58,14 +58,14 @@ export class HotRoutes {
 
   private async route(request: HotRequest): Promise<WireReply> {
     const url = request.url;
-    const mark = url.indexOf('?');
     const path = pathOf(url);
+    const search = url.slice(path.length + 1);
     const method = request.method === 'HEAD' ? 'GET' : request.method;
     if (method === 'POST' && path === '/events') return this.publish(request);
     for (const route of this.triggers) {
       if (route.trigger.method !== method) continue;
       const params = matchRoute(route.trigger.path, path);
-      if (params) return this.invoke(route, request, path, params, mark < 0 ? '' : url.slice(mark + 1));
+      if (params) return this.invoke(route, request, path, params, search);
     }
     return jsonReply(404, { error: `no route for ${request.method} ${path}` });
   }
