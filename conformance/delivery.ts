@@ -284,7 +284,9 @@ export function describeDeliveryConformance(targetName: string, target: Conforma
 
     it('accepted means durable: events answered 2xx are delivered after an immediate stop and restart', async () => {
       const app = caseApp(appName('durable'), {
-        store: fn({ trigger: on({ type: ['conf.keep'] }), uses: { rows: 'write' }, handler: async (e, ctx) => ctx.tables.rows.put({ pk: 'kept', sk: e.id }) }),
+        // A short timeout keeps NATS's ack wait (timeout + 2 s) inside idle()'s 15 s: a message the
+        // server sends as the stopping consumer unsubscribes comes back only after it.
+        store: fn({ trigger: on({ type: ['conf.keep'] }), uses: { rows: 'write' }, timeoutMs: 5000, handler: async (e, ctx) => ctx.tables.rows.put({ pk: 'kept', sk: e.id }) }),
       });
       let t = await start(app);
       const inputs = Array.from({ length: 20 }, () => event('conf.keep'));

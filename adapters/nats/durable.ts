@@ -6,7 +6,7 @@
  * on stop; what delivering an event means is the subclass's `deliver`.
  */
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type Consumer, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import { nanos, type Subscription } from '@nats-io/transport-node';
 import { triggerPattern, type App, type AppFunction } from '../../core/app.js';
 import type { CloudEvent } from '../../core/event.js';
 import type { Logger } from '../../core/ports.js';
@@ -33,6 +33,8 @@ export abstract class DurableConsumer {
   private messages?: ConsumerMessages;
   /** Messages being handled, with when they arrived (for progress acks). */
   private readonly inFlight = new Map<JsMsg, number>();
+  /** Arrived while stopping: handed back when the subscription has drained. */
+  private readonly handingBack: JsMsg[] = [];
   private idleWaiters: Array<() => void> = [];
   private lagCache = 0;
   protected stopped = false;
@@ -80,8 +82,9 @@ export abstract class DurableConsumer {
     this.messages = await this.consumer.consume({
       max_messages: Math.min(config.max_ack_pending!, MAX_BATCH),
       callback: (msg) => {
-        // Stopping: hand it straight back so another process takes it now, not after ack wait.
-        if (this.stopped) return settle(() => msg.nak());
+        // Stopping: kept, and handed back once nothing more can arrive (a nak now would bring it
+        // straight back to this pull, round and round until the unsubscribe).
+        if (this.stopped) return void this.handingBack.push(msg);
         void this.handle(msg);
       },
     });
@@ -113,10 +116,14 @@ export abstract class DurableConsumer {
     return Math.max(100, this.ackWaitMs / 3);
   }
 
-  /** Stops pulling; resolves when in-flight messages have settled. */
+  /**
+   * Stops pulling, hands back what arrived meanwhile so another process takes it at once, and
+   * resolves when in-flight messages have settled.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.messages?.close().catch(() => undefined);
+    if (this.messages) await endConsume(this.messages);
+    for (const msg of this.handingBack.splice(0)) settle(() => msg.nak());
     if (this.inFlight.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -145,6 +152,21 @@ export abstract class DurableConsumer {
       if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
+}
+
+/**
+ * Ends a consume() without losing what is on the wire. nats.js's `close()` unsubscribes at once,
+ * and a message the server sent before it saw that is dropped by the client yet counted as
+ * delivered: no process sees it until ack wait (the function's timeout + 2 s) runs out, and it
+ * holds one of the function's max_ack_pending slots meanwhile, so a few stops under load stalled
+ * the function in every process. Draining the subscription (UNSUB, then a round trip) lets those
+ * arrive first. ConsumerMessages does not expose its subscription; nats.js 3 keeps it as `sub`
+ * (durable.test.ts fails if that changes).
+ */
+async function endConsume(messages: ConsumerMessages): Promise<void> {
+  const sub = (messages as { sub?: Partial<Subscription> }).sub;
+  if (typeof sub?.drain === 'function' && !sub.isClosed?.()) await sub.drain().catch(() => undefined);
+  await messages.close().catch(() => undefined);
 }
 
 /** Acks on a connection that is gone throw; the server redelivers after ack wait anyway. */
