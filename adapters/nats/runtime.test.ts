@@ -219,6 +219,31 @@ describe.skipIf(!available)('NATS runtime', () => {
     expect(letter.attempts.map((a) => a.error.name)).toEqual(['TimeoutError', 'TimeoutError']);
   });
 
+  it('dead-letters an event delivered again and again without an outcome (a worker dying on it each time), without running it once more', async () => {
+    let runs = 0;
+    const app = defineApp({
+      name: unique('poison'),
+      functions: { take: fn({ trigger: on({ type: ['t.poison'] }), retry: { maxAttempts: 2 }, handler: async () => void runs++ }) },
+    });
+    // Creates the durable consumer, then leaves the event to a stand-in for workers that die.
+    await (await start(app)).stop();
+    const poison = event('t.poison');
+    await jetstream(nc).publish(names(app.name).eventSubject(poison.type), JSON.stringify(poison));
+    const consumer = await jetstream(nc).consumers.get(names(app.name).stream, 'take');
+    // 2 x maxAttempts + 2 deliveries that end with no outcome recorded: the next one is over the limit.
+    for (let delivery = 1; delivery <= 6; delivery++) {
+      const msg = await consumer.next({ expires: 5000 });
+      expect(msg?.info.deliveryCount).toBe(delivery);
+      msg!.nak();
+    }
+    const runtime = await start(app);
+    await runtime.idle();
+    const [letter] = await runtime.deadLetters.list('take');
+    expect(letter.event.id).toBe(poison.id);
+    expect(letter.attempts.at(-1)!.error.message).toBe('delivered 7 times without an outcome (the worker stopped or timed out each time)');
+    expect(runs).toBe(0);
+  });
+
   it('says in one line when NATS is unreachable, and when tables have no PostgreSQL', async () => {
     const app = defineApp({ name: unique('unreachable'), functions: {} });
     await expect(NatsRuntime.start(app, { servers: 'nats://127.0.0.1:9', logger: silent, connectTimeoutMs: 1000 })).rejects.toThrow(/^NATS at nats:\/\/127\.0\.0\.1:9 is not reachable: /);
