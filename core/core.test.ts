@@ -5,6 +5,7 @@ import { redactUrl } from './redact.js';
 import { backoffDelay, DEFAULT_RETRY, PermanentError, afterFailure, isPermanent, retryPolicy } from './delivery.js';
 import { cloudEventProblems, deriveEventId, newEventId, traceIdOf, traceparentFor } from './event.js';
 import { compilePattern } from './pattern/index.js';
+import { itemKey } from './session.js';
 
 describe('event ids and trace context', () => {
   it('new ids are UUIDv7, unique, and ordered by time', () => {
@@ -41,6 +42,17 @@ describe('event ids and trace context', () => {
       'subject must be a string',
     ]);
     expect(cloudEventProblems([])).toEqual(['a CloudEvent must be a JSON object']);
+  });
+});
+
+describe('item keys', () => {
+  it('spell every (table, partition key, sort key) differently, whatever characters the keys hold', () => {
+    const keys: Array<[string, string | number, string | number]> = [
+      ['t', 'a', 'b'], ['t', 'a', 1], ['t', 1, 'b'], ['t', '1', 'b'], ['t', 'a:1', 'b'], ['t', 'a', ':1b'],
+      ['t1', ':sa', 'b'], ['t', '1:sa', 'b'], ['t', 'a\u0000sb', 'c'], ['t', 'a', 'b\u0000sc'], ['t', '', 'ab'], ['t', 'a', 'b:'], ['ta', '', ''], ['t', 'as', 'b'], ['t', 'a', 'sb'],
+    ];
+    expect(new Set(keys.map((k) => itemKey(...k))).size).toBe(keys.length);
+    expect(itemKey('t', 'a', 'b')).toBe(itemKey('t', 'a', 'b'));
   });
 });
 
