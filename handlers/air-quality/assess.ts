@@ -61,7 +61,7 @@ export function assess(config: AirQualityConfig) {
       await ctx.tables.readings.put({ ...reading, key, aqi: result.aqi, category: result.category.name, pollutant: result.pollutant, expires });
       await detectAnomalies(ctx, reading, values, config);
       const ingested = event.ingesttime ? Date.parse(event.ingesttime) : time;
-      await advanceWindows(ctx, reading.location, { kind: 'reading', time, ingested, values, ...(previous ? { previous } : {}) }, config);
+      await advanceWindows(ctx, reading.location, { kind: 'reading', deviceId: reading.deviceId, time, ingested, values, ...(previous ? { previous } : {}) }, config);
     },
   });
 }

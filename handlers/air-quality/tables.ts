@@ -17,6 +17,11 @@ export const tables = {
   locations: table({ partitionKey: 'scope', sortKey: 'location' }),
   /** Spike and stuck detector state per sensor at a location (written only by `assess`, in location order). */
   sensors: table({ partitionKey: 'location', sortKey: 'deviceId' }),
+  /**
+   * Per location by `<minute start>#<deviceId>`: a sensor's sums in a minute not yet final, for
+   * drift against its peers when the minute is (then deleted).
+   */
+  deviceMinutes: table({ partitionKey: 'location', sortKey: 'key', ttlAttribute: 'expires' }),
   /** Drift detector state per sensor at a location (written only by `windows`, in location order). */
   drift: table({ partitionKey: 'location', sortKey: 'deviceId' }),
   /** Webhook subscribers registered with POST /subscriptions. */
