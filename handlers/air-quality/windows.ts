@@ -214,7 +214,6 @@ class DriftTracker {
   }
 }
 
-
 /**
  * The location's entry in `locations` (what GET /locations and the tick list): written when it
  * first appears and when finalizing changes it, not per reading; the latest minute's AQI is read
