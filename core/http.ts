@@ -21,12 +21,12 @@ export class HttpRequestError extends Error {
   }
 }
 
-/** What an ingress knows about a request once it has routed it. */
 /** The 413 for a body over BODY_LIMIT: one message wherever a body is refused for its size. */
 export function bodyTooLarge(): HttpRequestError {
   return new HttpRequestError(413, `the body is larger than the ${BODY_LIMIT / 1024} KiB limit`);
 }
 
+/** What an ingress knows about a request once it has routed it. */
 export interface HttpRequestParts {
   method: string;
   path: string;

@@ -10,9 +10,10 @@
  * a write transaction begins with every frame already copied, and under steady writes the writer
  * always adds frames while the worker copies. So the worker repeats its pass until one copies
  * few frames, then the runtime thread checkpoints the rest itself (copying and the two syncs
- * took 0.7-2 ms here, up to about 5, once a second), and its next write restarts the WAL. Without that last step the
- * WAL grew by 60 MB a second at 2,000 readings/s, for as long as the load lasted, and every
- * write extended the file (a quarter of the runtime thread went to the kernel zeroing new blocks).
+ * took 0.7-2 ms here, up to about 5, once a second), and its next write restarts the WAL.
+ * Without that last step the WAL grew by 60 MB a second at 2,000 readings/s, for as long as the
+ * load lasted, and every write extended the file (a quarter of the runtime thread went to the
+ * kernel zeroing new blocks).
  * Durability is unchanged: a commit is durable in the WAL; a checkpoint only moves pages on.
  */
 import { createRequire } from 'node:module';
