@@ -251,6 +251,12 @@ export function spawnPetrel(args: string[], port: number, env: Record<string, st
   };
 }
 
+/** Unsettled events per function of a `petrel` process, as its GET /healthz reports them. */
+export async function lagOf(port: number): Promise<Record<string, number>> {
+  const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { lag?: Record<string, number> };
+  return health.lag ?? {};
+}
+
 /** Polls GET /healthz every 2 ms until it answers 200; resolves with performance.now() then. */
 export async function waitHealthy(port: number, exited: Promise<unknown>, timeoutMs = 60_000): Promise<number> {
   let gone = false;

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
-import { freePort, HTTP_CONCURRENCY, spawnPetrel, tempDir, waitHealthy, withLoad, type HttpLoad } from '../harness.js';
+import { freePort, HTTP_CONCURRENCY, lagOf, spawnPetrel, tempDir, waitHealthy, withLoad, type HttpLoad } from '../harness.js';
 import type { LoadTarget } from '../http-worker.js';
 import { plannedAlerts, totalReadings, type ReadingPlan } from '../readings.js';
 import { latencyFigures, log, sleep } from '../stats.js';
@@ -136,9 +136,9 @@ class AlertStream {
 async function settled(port: number, timeoutMs = 600_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { lag: Record<string, number> };
-    if (Object.values(health.lag).every((lag) => lag === 0)) return;
-    if (Date.now() > until) throw new Error(`not settled after ${timeoutMs} ms: ${JSON.stringify(health.lag)}`);
+    const lag = await lagOf(port);
+    if (Object.values(lag).every((n) => n === 0)) return;
+    if (Date.now() > until) throw new Error(`not settled after ${timeoutMs} ms: ${JSON.stringify(lag)}`);
     await sleep(20);
   }
 }

@@ -9,7 +9,7 @@
  */
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnPetrel, tempDir, waitHealthy, withLoad } from '../harness.js';
+import { freePort, lagOf, spawnPetrel, tempDir, waitHealthy, withLoad } from '../harness.js';
 import { log, mean, sleep } from '../stats.js';
 import type { Scenario } from './types.js';
 
@@ -85,6 +85,5 @@ function fileMb(path: string): number {
 /** Unsettled events per function, from /healthz, once the runtime has had a moment to catch up. */
 async function backlog(port: number): Promise<string> {
   await sleep(500);
-  const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { lag?: Record<string, number> };
-  return JSON.stringify(health.lag ?? {});
+  return JSON.stringify(await lagOf(port));
 }
