@@ -1,21 +1,19 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Checkpointer } from './checkpointer.js';
-import { openDatabase } from './db.js';
+import { openScratchDatabase } from './testing.js';
 
-const dirs: string[] = [];
+const cleanups: Array<() => void> = [];
 afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const cleanup of cleanups.splice(0)) cleanup();
 });
 
 describe('WAL checkpoints from a worker thread', () => {
   it('keep the WAL from growing with the runtime connection\'s automatic checkpoints off', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-checkpoint-'));
-    dirs.push(dataDir);
-    const db = openDatabase({ dataDir });
+    const { dataDir, db, close } = openScratchDatabase('checkpoint');
+    cleanups.push(close);
     const checkpointer = Checkpointer.start(db, pino({ level: 'silent' }), 50);
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
     const put = db.prepare('INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?, ?, ?, ?)');
@@ -31,13 +29,11 @@ describe('WAL checkpoints from a worker thread', () => {
     expect(wal).toBeLessThan(6 * 1024 * 1024);
     await checkpointer.stop();
     expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 16 * 250 });
-    db.close();
   });
 
   it('start the WAL over while the writer never pauses', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'petrel-checkpoint-'));
-    dirs.push(dataDir);
-    const db = openDatabase({ dataDir });
+    const { dataDir, db, close } = openScratchDatabase('checkpoint');
+    cleanups.push(close);
     const checkpointer = Checkpointer.start(db, pino({ level: 'silent' }), 50);
     const put = db.prepare('INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?, ?, ?, ?)');
     const blob = 'x'.repeat(4000);
@@ -53,6 +49,5 @@ describe('WAL checkpoints from a worker thread', () => {
     expect(restarts).toBeGreaterThanOrEqual(5);
     await checkpointer.stop();
     expect(db.prepare('SELECT count(*) AS n FROM items').get()).toEqual({ n: 100 });
-    db.close();
   });
 });
