@@ -228,8 +228,9 @@ describe.skipIf(!available)('NATS runtime', () => {
     // Creates the durable consumer, then leaves the event to a stand-in for workers that die.
     await (await start(app)).stop();
     const poison = event('t.poison');
-    await jetstream(nc).publish(names(app.name).eventSubject(poison.type), JSON.stringify(poison));
-    const consumer = await jetstream(nc).consumers.get(names(app.name).stream, 'take');
+    const js = jetstream(nc);
+    await js.publish(names(app.name).eventSubject(poison.type), JSON.stringify(poison));
+    const consumer = await js.consumers.get(names(app.name).stream, 'take');
     // 2 x maxAttempts + 2 deliveries that end with no outcome recorded: the next one is over the limit.
     for (let delivery = 1; delivery <= 6; delivery++) {
       const msg = await consumer.next({ expires: 5000 });
