@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Db, GroupCommit } from './db.js';
 import { SqliteTables } from './tables.js';
@@ -47,5 +48,32 @@ describe('embedded tables read through recent items', () => {
     expect(tables.get('state', 'harbour', 's-2')).toBeUndefined();
     tables.get('state', 'harbour', 's-1')!.v = 99;
     expect(tables.get('state', 'harbour', 's-1')?.v).toBe(3);
+  });
+
+  it('update an item in place without touching its expiry\'s index entry unless the expiry changes, and store it again when it went behind their back', async () => {
+    const { db, commit, tables } = open();
+    const hour = Math.floor(Date.now() / 1000) + 3600;
+    const put = (v: number, expires: number) => () => tables.write('windows', 'harbour', '1m#0', JSON.stringify({ location: 'harbour', key: '1m#0', v, expires }), expires);
+    const stored = () => db.prepare("SELECT item, expires FROM items WHERE tbl = 'windows'").all() as Array<{ item: string; expires: number }>;
+    // Pages the WAL takes for one commit of `work`, from an empty WAL.
+    const pagesFor = async (work: () => void) => {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      await commit.submit(work);
+      return (statSync(`${db.name}-wal`).size - 32) / (db.pragma('page_size', { simple: true }) as number + 24);
+    };
+    await commit.submit(put(1, hour));
+    expect(tables.get('windows', 'harbour', '1m#0')?.v).toBe(1);
+
+    const sameExpiry = await pagesFor(put(2, hour));
+    expect(stored()).toEqual([{ item: expect.stringContaining('"v":2'), expires: hour }]);
+    const newExpiry = await pagesFor(put(3, hour + 60));
+    expect(stored()).toEqual([{ item: expect.stringContaining('"v":3'), expires: hour + 60 }]);
+    // The item's page alone, against that and the expiry index's.
+    expect(sameExpiry).toBeLessThan(newExpiry);
+
+    // Swept from SQLite (as `sweep` does) while recent items still hold it: written again, not lost.
+    db.prepare("DELETE FROM items WHERE tbl = 'windows'").run();
+    await commit.submit(put(4, hour + 60));
+    expect(stored()).toEqual([{ item: expect.stringContaining('"v":4'), expires: hour + 60 }]);
   });
 });

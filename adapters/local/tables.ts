@@ -41,6 +41,11 @@ class RecentItems {
     return this.items.has(key);
   }
 
+  /** The item kept under `key`, without counting it as used. */
+  peek(key: string): StoredItem | undefined {
+    return this.items.get(key);
+  }
+
   set(key: string, item: StoredItem): void {
     this.remove(key);
     this.items.set(key, item);
@@ -69,6 +74,7 @@ export class SqliteTables {
   private readonly queries = new Map<string, Statement>();
   private readonly getStmt;
   private readonly putStmt;
+  private readonly updateStmt;
   private readonly deleteStmt;
   private readonly sweepStmt;
   /** With a group commit to follow: recent items, and the writes of the transaction under way. */
@@ -92,6 +98,9 @@ export class SqliteTables {
     this.getStmt = db.prepare('SELECT item, expires FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
     // An upsert changes the row in place; REPLACE would delete it and insert a new one.
     this.putStmt = db.prepare('INSERT INTO items (tbl, pk, sk, item, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item, expires = excluded.expires');
+    // The upsert rewrites an item's entry in the expiry index even when the expiry is the same;
+    // this leaves the index alone (the upsert of hot items in place had the WAL take twice the pages).
+    this.updateStmt = db.prepare('UPDATE items SET item = ? WHERE tbl = ? AND pk = ? AND sk = ? AND expires IS ?');
     this.deleteStmt = db.prepare('DELETE FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
     this.sweepStmt = db.prepare('DELETE FROM items WHERE id IN (SELECT id FROM items WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)');
   }
@@ -143,9 +152,20 @@ export class SqliteTables {
 
   /** Inside a commit transaction: puts an item (its JSON) or deletes it (undefined). */
   write(table: string, pk: KeyValue, sk: KeyValue, json: string | undefined, expires: number | null): void {
+    const key = this.recent ? itemKey(table, pk, sk) : '';
     if (json === undefined) this.deleteStmt.run(table, pk, sk);
-    else this.putStmt.run(table, pk, sk, json, expires);
-    if (this.recent) this.written.set(itemKey(table, pk, sk), { json: json ?? null, expires });
+    else if (!this.updatedInPlace(key, table, pk, sk, json, expires)) this.putStmt.run(table, pk, sk, json, expires);
+    if (this.recent) this.written.set(key, { json: json ?? null, expires });
+  }
+
+  /**
+   * Updates the item's JSON alone if it is stored with this expiry, as it was when last committed
+   * or written earlier in this transaction (the UPDATE's count says whether it still is).
+   */
+  private updatedInPlace(key: string, table: string, pk: KeyValue, sk: KeyValue, json: string, expires: number | null): boolean {
+    const stored = this.written.get(key) ?? this.recent?.peek(key);
+    if (stored?.json == null || stored.expires !== expires) return false;
+    return this.updateStmt.run(json, table, pk, sk, expires).changes === 1;
   }
 
   /** Deletes up to `limit` expired items; returns how many. */
