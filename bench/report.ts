@@ -28,6 +28,7 @@ export interface ResultRow {
 export function formatValue(value: number, unit: string): string {
   if (unit === 'ms') return `${value.toFixed(value < 1 ? 3 : value < 100 ? 2 : 0)} ms`;
   if (unit === 'MB') return `${value.toFixed(1)} MB`;
+  if (unit === '%') return `${Math.round(value)}%`;
   return `${Math.round(value).toLocaleString('en')} ${unit}`;
 }
 
