@@ -59,7 +59,7 @@ describe('embedded tables read through recent items', () => {
     const pagesFor = async (work: () => void) => {
       db.pragma('wal_checkpoint(TRUNCATE)');
       await commit.submit(work);
-      return (statSync(`${db.name}-wal`).size - 32) / (db.pragma('page_size', { simple: true }) as number + 24);
+      return (statSync(`${db.name}-wal`).size - 32) / ((db.pragma('page_size', { simple: true }) as number) + 24);
     };
     await commit.submit(put(1, hour));
     expect(tables.get('windows', 'harbour', '1m#0')?.v).toBe(1);

@@ -99,7 +99,7 @@ export class SqliteTables {
     // An upsert changes the row in place; REPLACE would delete it and insert a new one.
     this.putStmt = db.prepare('INSERT INTO items (tbl, pk, sk, item, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item, expires = excluded.expires');
     // The upsert rewrites an item's entry in the expiry index even when the expiry is the same;
-    // this leaves the index alone (the upsert of hot items in place had the WAL take twice the pages).
+    // this leaves the index alone (for such updates the upsert took twice the WAL pages).
     this.updateStmt = db.prepare('UPDATE items SET item = ? WHERE tbl = ? AND pk = ? AND sk = ? AND expires IS ?');
     this.deleteStmt = db.prepare('DELETE FROM items WHERE tbl = ? AND pk = ? AND sk = ?');
     this.sweepStmt = db.prepare('DELETE FROM items WHERE id IN (SELECT id FROM items WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)');
