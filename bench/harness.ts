@@ -4,7 +4,7 @@
  */
 import express from 'express';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type RequestListener } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -249,6 +249,12 @@ export function spawnPetrel(args: string[], port: number, env: Record<string, st
       }
     },
   };
+}
+
+/** CPU time (user + system) of one thread of a process, in ms, from /proc (the main thread's id is the pid). */
+export function threadCpuMs(pid: number, tid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Unsettled events per function of a `petrel` process, as its GET /healthz reports them. */

@@ -12,6 +12,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { positiveInt, runCli, UsageError } from './cli.js';
 import { markdownTable, svgChart, textTable, type ResultRow } from './report.js';
 import { scenarios } from './scenarios/index.js';
 import type { BenchOptions, Measured, MetricSpec } from './scenarios/types.js';
@@ -143,19 +144,4 @@ function rowOf(scenario: string, metric: MetricSpec, measured: Measured): Result
   ];
 }
 
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
-  return n;
-}
-
-/** A bad command line: the message says it all, no stack needed. */
-class UsageError extends Error {}
-
-// Exits once done, so a handle some client forgot to close cannot keep the bench hanging.
-main().then(() => process.exit(), (error: unknown) => {
-  const usage = error instanceof UsageError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-  const text = error instanceof Error ? (usage ? error.message : (error.stack ?? error.message)) : String(error);
-  process.stderr.write(`\nbench failed: ${text}\n${usage ? 'usage: npm run bench -- --help\n' : ''}`);
-  process.exit(1);
-});
+runCli('bench', 'npm run bench -- --help', main);

@@ -11,9 +11,9 @@
  * fast as they are answered until all is handled. And the same latency at 1,000 readings/s.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
-import { freePort, HTTP_CONCURRENCY, lagOf, spawnPetrel, tempDir, waitHealthy, withLoad, type HttpLoad } from '../harness.js';
+import { freePort, HTTP_CONCURRENCY, lagOf, spawnPetrel, tempDir, threadCpuMs, waitHealthy, withLoad, type HttpLoad } from '../harness.js';
 import type { LoadTarget } from '../http-worker.js';
 import { plannedAlerts, totalReadings, type ReadingPlan } from '../readings.js';
 import { latencyFigures, log, sleep } from '../stats.js';
@@ -66,12 +66,12 @@ async function airQualityRun(load: HttpLoad, o: BenchOptions, run: number): Prom
       const devices = Math.max(10, Math.round((o.alertDevices * rate) / RATE));
       const plan: ReadingPlan = { devices, locations: LOCATIONS, warmUp: WARM_UP, perDevice: WARM_UP + Math.ceil((o.alertSeconds * rate) / devices), spikes: true, prefix, stepMs: 1000 / rate };
       alerts!.latencies = [];
-      const cpu = mainThreadCpuMs(pid);
+      const cpu = threadCpuMs(pid, pid);
       const started = performance.now();
       const offered = await load.run({ kind: 'paced', target, body: { kind: 'reading', plan }, rate, count: totalReadings(plan) });
       await settled(port);
       // How busy the runtime's thread was (HTTP has a thread of its own): the headroom left.
-      const busy = (100 * (mainThreadCpuMs(pid) - cpu)) / (performance.now() - started);
+      const busy = (100 * (threadCpuMs(pid, pid) - cpu)) / (performance.now() - started);
       const latencies = await alerts!.awaitCount(plannedAlerts(plan));
       const share = ((100 * plannedAlerts(plan)) / totalReadings(plan)).toFixed(1);
       if (latencies.length !== plannedAlerts(plan)) log(`  warning at ${rate}/s: ${latencies.length} alerts arrived, ${plannedAlerts(plan)} planned; runtime thread ${busy.toFixed(0)}% busy`);
@@ -95,9 +95,18 @@ async function airQualityRun(load: HttpLoad, o: BenchOptions, run: number): Prom
   }
 }
 
+/** An alert as the stream carries it (the fields read here). */
+export interface StreamedAlert {
+  id: string;
+  location: string;
+  ingestedAt: string;
+}
+
 /** The app's alert stream (`/alerts/stream`): each alert's latency, from its `ingestedAt` to its arrival here. */
-class AlertStream {
+export class AlertStream {
   latencies: number[] = [];
+  /** Called with each alert as it arrives. */
+  onAlert?: (alert: StreamedAlert, latencyMs: number) => void;
 
   private constructor(private readonly response: IncomingMessage) {
     let buffered = '';
@@ -106,7 +115,11 @@ class AlertStream {
       const lines = (buffered + chunk).split('\n');
       buffered = lines.pop()!;
       for (const line of lines) {
-        if (line.startsWith('data: ')) this.latencies.push(now - Date.parse((JSON.parse(line.slice(6)) as { ingestedAt: string }).ingestedAt));
+        if (!line.startsWith('data: ')) continue;
+        const alert = JSON.parse(line.slice(6)) as StreamedAlert;
+        const latency = now - Date.parse(alert.ingestedAt);
+        this.latencies.push(latency);
+        this.onAlert?.(alert, latency);
       }
     });
   }
@@ -136,7 +149,7 @@ class AlertStream {
 }
 
 /** Resolves once every function of the app has settled every event (the lags /healthz reports are 0). */
-async function settled(port: number, timeoutMs = 600_000): Promise<void> {
+export async function settled(port: number, timeoutMs = 600_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const lag = await lagOf(port);
@@ -144,10 +157,4 @@ async function settled(port: number, timeoutMs = 600_000): Promise<void> {
     if (Date.now() > until) throw new Error(`not settled after ${timeoutMs} ms: ${JSON.stringify(lag)}`);
     await sleep(20);
   }
-}
-
-/** CPU time (user + system) of a process's main thread, in ms, from /proc. */
-function mainThreadCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
