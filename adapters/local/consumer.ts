@@ -182,7 +182,7 @@ export class Consumer {
     if (this.readPos >= this.ctx.log.head) return false;
     const entries = this.ctx.log.entries(this.readPos, READ_BATCH);
     const pattern = this.fn.pattern;
-    const routes = entries.map((entry): Route => (pattern?.matches(entry.shared) ? Route.Matched : Route.Other));
+    const routes = entries.map((entry): Route => (pattern && !pattern.rejectsType(entry.type) && pattern.matches(entry.shared) ? Route.Matched : Route.Other));
     // The matched entries' positions and their completion keys, made once.
     const matched: number[] = [];
     const keys: string[] = [];

@@ -5,7 +5,8 @@
  * Each commit that appended adds its entries to a window of recent entries that every consumer
  * reads from: a caught-up consumer costs no query, and an event is parsed once to be matched
  * against every function's pattern (and again only for each function after the first that takes
- * it), not once per function.
+ * it), not once per function. An entry appended here keeps its event's type, so a pattern whose
+ * type list rejects it, or a listener for other types, needs no parse at all.
  */
 import type { CloudEvent } from '../../core/event.js';
 import type { Db, GroupCommit } from './db.js';
@@ -14,10 +15,17 @@ import type { Db, GroupCommit } from './db.js';
 export class LogEntry {
   private parsed: CloudEvent | undefined;
 
+  /** @param appendedType the event's type, known when it was appended here (not when read back) */
   constructor(
     readonly seq: number,
     readonly body: string,
+    private readonly appendedType?: string,
   ) {}
+
+  /** The event's type: routing by type alone needs no parse of an event appended here. */
+  get type(): string {
+    return this.appendedType ?? this.shared.type;
+  }
 
   /** The event as stored, parsed once for every reader to match and look at, never to change. */
   get shared(): CloudEvent {
@@ -76,7 +84,7 @@ export class EventLog {
   appendInTransaction(events: CloudEvent[]): void {
     for (const event of events) {
       const body = JSON.stringify(event);
-      this.appended.push(new LogEntry(Number(this.insertStmt.run(body).lastInsertRowid), body));
+      this.appended.push(new LogEntry(Number(this.insertStmt.run(body).lastInsertRowid), body, event.type));
     }
   }
 

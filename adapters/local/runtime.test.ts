@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { bucket, defineApp, fn, http, objectCreated, on, schedule, table, type App } from '../../core/app.js';
 import { PermanentError } from '../../core/delivery.js';
 import { newEventId, type CloudEvent } from '../../core/event.js';
@@ -51,6 +51,29 @@ describe('embedded runtime delivery', () => {
     await runtime.publish(events);
     await runtime.idle();
     expect(seen.sort()).toEqual([events[0].id, events[3].id].sort());
+  });
+
+  it('parses an event appended here for the function that takes it, not again to route it away by its type', async () => {
+    const app = defineApp({
+      name: 'parse-once',
+      functions: {
+        takes: fn({ trigger: on({ type: ['reading'] }), handler: () => undefined }),
+        passes: fn({ trigger: on({ type: ['alert'] }), handler: () => undefined }),
+      },
+    });
+    const runtime = await start(app);
+    // An in-process listener as well (the console's alert feed).
+    runtime.onEvent('alert', () => undefined);
+    const events = Array.from({ length: 5 }, () => event('reading', { marker: 'parse-once' }));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      await runtime.publish(events);
+      await runtime.idle();
+      const bodies = parse.mock.calls.filter(([text]) => typeof text === 'string' && text.includes('"marker":"parse-once"'));
+      expect(bodies).toHaveLength(events.length);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('gives each function its own copy of an event: one changing it changes nothing for another', async () => {

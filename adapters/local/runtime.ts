@@ -203,7 +203,7 @@ export class LocalRuntime implements IngressTarget {
       for (const entry of entries) {
         if (entry.seq > head) return;
         this.watchedSeq = entry.seq;
-        const listeners = this.eventListeners.get(entry.shared.type);
+        const listeners = this.eventListeners.get(entry.type);
         if (!listeners) continue;
         const event = entry.take();
         for (const listener of listeners) {

@@ -30,6 +30,11 @@ export interface CompiledPattern {
   readonly pattern: Readonly<Record<string, unknown>>;
   /** Whether the event matches. Never throws; events that are not objects match almost nothing. */
   matches(event: unknown): boolean;
+  /**
+   * True when an event of this `type` cannot match, whatever else it holds: a router that knows
+   * an event's type before it has the event (a log entry still as JSON) skips parsing it.
+   */
+  rejectsType(type: string): boolean;
 }
 
 /** Compiles a pattern, given as an object or as JSON text. Throws PatternError when EventBridge would reject it. */
@@ -47,10 +52,11 @@ export function compilePattern(pattern: unknown): CompiledPattern {
   }
   const root = finish(compileObject(source, '', false));
   const rejects = typeRejecter(source);
-  if (!rejects) return Object.freeze({ pattern: source, matches: (event: unknown) => matchObject(root, event, 0) });
+  if (!rejects) return Object.freeze({ pattern: source, matches: (event: unknown) => matchObject(root, event, 0), rejectsType: () => false });
   return Object.freeze({
     pattern: source,
     matches: (event: unknown) => !(isObject(event) && typeof event.type === 'string' && rejects(event.type)) && matchObject(root, event, 0),
+    rejectsType: rejects,
   });
 }
 

@@ -68,6 +68,17 @@ describe('CloudEvent-shaped events', () => {
     }
   });
 
+  it('says which types it rejects whatever the rest of the event holds, and rejects none without a list for type', () => {
+    const p = compilePattern({ type: [{ prefix: 'aq.alert.' }, 'aq.reading.accepted'], data: { pm25: [{ numeric: ['>', 10] }] } });
+    expect(p.rejectsType('aq.alert.raised')).toBe(false);
+    expect(p.rejectsType('aq.reading.accepted')).toBe(false);
+    expect(p.rejectsType('aq.location.tick')).toBe(true);
+    // A type not rejected is not a match: the rest of the pattern still decides.
+    expect(p.matches({ ...reading, data: { pm25: 1 } })).toBe(false);
+    expect(compilePattern({ type: [{ 'anything-but': 'aq.location.tick' }] }).rejectsType('aq.location.tick')).toBe(true);
+    expect(compilePattern({ source: ['sensors'] }).rejectsType('aq.location.tick')).toBe(false);
+  });
+
   it('accepts the pattern as JSON text', () => {
     const compiled = compilePattern('{"type": ["aq.reading.accepted"]}');
     expect(compiled.pattern).toEqual({ type: ['aq.reading.accepted'] });
