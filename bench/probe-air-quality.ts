@@ -13,19 +13,16 @@
  * arrive (the console's /admin/journey; its journal keeps the last 10,000 invocations) and
  * printed as each invocation's start after the reading's ingest, and its duration.
  */
-import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { positiveInt, runCli } from './cli.js';
-import { freePort, spawnPetrel, tempDir, threadCpuMs, waitHealthy, withLoad } from './harness.js';
-import { plannedAlerts, totalReadings, type ReadingPlan } from './readings.js';
-import { AlertStream, settled, type StreamedAlert } from './scenarios/air-quality.js';
+import { threadCpuMs, withLoad } from './harness.js';
+import { plannedAlerts, totalReadings } from './readings.js';
+import { alertPlan, settled, startAirQuality, type StreamedAlert } from './scenarios/air-quality.js';
 import { percentile } from './stats.js';
 
 const USAGE = 'npx tsx bench/probe-air-quality.ts [--rate N (2000)] [--seconds N (10)] [--phases N (3)] [--journeys]';
 const DEVICES = 200;
-const LOCATIONS = 10;
-const WARM_UP = 25;
 const SLOW_MS = 20;
 const JOURNEYS_PER_PHASE = 10;
 
@@ -79,51 +76,41 @@ async function main(): Promise<void> {
   const seconds = positiveInt('--seconds', values.seconds);
   const phases = positiveInt('--phases', values.phases);
 
-  const key = randomBytes(24).toString('hex');
-  const dataDir = tempDir('probe');
-  const port = await freePort();
-  const petrel = spawnPetrel(['dev', '--data-dir', dataDir], port, { PETREL_API_KEYS: key, PETREL_SIMULATE: '0' }, 'handlers/air-quality/app.ts');
+  const app = await startAirQuality();
   try {
-    await waitHealthy(port, new Promise((resolve) => petrel.child.once('exit', resolve)));
-    const pid = petrel.child.pid!;
-    process.stdout.write(`petrel dev: pid ${pid}, port ${port}, data in ${dataDir}\n`);
-    const alerts = await AlertStream.open(port);
-    try {
-      await withLoad(async (load) => {
-        for (let phase = 1; phase <= phases; phase++) {
-          const plan: ReadingPlan = { devices: DEVICES, locations: LOCATIONS, warmUp: WARM_UP, perDevice: WARM_UP + Math.ceil((seconds * rate) / DEVICES), spikes: true, prefix: `p${phase}`, stepMs: 1000 / rate };
-          const readings = totalReadings(plan);
-          const journeys: Array<Promise<string>> = [];
-          alerts.latencies = [];
-          alerts.onAlert = (alert, latency) => {
-            if (values.journeys && latency > SLOW_MS && journeys.length < JOURNEYS_PER_PHASE) journeys.push(journeyLine(port, alert, latency));
-          };
-          const before = threadUse(pid);
-          const started = performance.now();
-          await load.run({ kind: 'paced', target: { port, path: '/readings', headers: { authorization: `Bearer ${key}` }, status: 202 }, body: { kind: 'reading', plan }, rate, count: readings });
-          await settled(port);
-          const wallMs = performance.now() - started;
-          const after = threadUse(pid);
-          const latencies = Float64Array.from(await alerts.awaitCount(plannedAlerts(plan))).sort();
-          const runtime = { cpuMs: after.get(pid)!.cpuMs - before.get(pid)!.cpuMs, wrote: after.get(pid)!.wrote - before.get(pid)!.wrote };
-          let othersMs = 0;
-          for (const [tid, use] of after) if (tid !== pid) othersMs += use.cpuMs - (before.get(tid)?.cpuMs ?? 0);
-          const ms = (p: number) => (latencies.length ? `${percentile(latencies, p)}` : '-');
-          process.stdout.write(
-            `phase ${phase}: ${readings.toLocaleString('en')} readings; runtime thread ${((100 * runtime.cpuMs) / wallMs).toFixed(0)}% busy, ` +
-              `${((1000 * runtime.cpuMs) / readings).toFixed(0)} us and ${(runtime.wrote / readings / 1024).toFixed(1)} KB written per reading; ` +
-              `other threads ${((100 * othersMs) / wallMs).toFixed(0)}% of a core; alerts ${latencies.length}/${plannedAlerts(plan)}, ` +
-              `ms after ingest p50 ${ms(50)} p99 ${ms(99)} max ${latencies.length ? latencies[latencies.length - 1] : '-'}\n`,
-          );
-          for (const line of await Promise.all(journeys)) process.stdout.write(`${line}\n`);
-        }
-      });
-    } finally {
-      alerts.close();
-    }
+    const { port, pid, target, alerts } = app;
+    process.stdout.write(`petrel dev: pid ${pid}, port ${port}, data in ${app.dataDir}\n`);
+    await withLoad(async (load) => {
+      for (let phase = 1; phase <= phases; phase++) {
+        const plan = alertPlan(DEVICES, seconds, rate, `p${phase}`);
+        const readings = totalReadings(plan);
+        const journeys: Array<Promise<string>> = [];
+        alerts.latencies = [];
+        alerts.onAlert = (alert, latency) => {
+          if (values.journeys && latency > SLOW_MS && journeys.length < JOURNEYS_PER_PHASE) journeys.push(journeyLine(port, alert, latency));
+        };
+        const before = threadUse(pid);
+        const started = performance.now();
+        await load.run({ kind: 'paced', target, body: { kind: 'reading', plan }, rate, count: readings });
+        await settled(port);
+        const wallMs = performance.now() - started;
+        const after = threadUse(pid);
+        const latencies = Float64Array.from(await alerts.awaitCount(plannedAlerts(plan))).sort();
+        const runtime = { cpuMs: after.get(pid)!.cpuMs - before.get(pid)!.cpuMs, wrote: after.get(pid)!.wrote - before.get(pid)!.wrote };
+        let othersMs = 0;
+        for (const [tid, use] of after) if (tid !== pid) othersMs += use.cpuMs - (before.get(tid)?.cpuMs ?? 0);
+        const ms = (p: number) => (latencies.length ? `${percentile(latencies, p)}` : '-');
+        process.stdout.write(
+          `phase ${phase}: ${readings.toLocaleString('en')} readings; runtime thread ${((100 * runtime.cpuMs) / wallMs).toFixed(0)}% busy, ` +
+            `${((1000 * runtime.cpuMs) / readings).toFixed(0)} us and ${(runtime.wrote / readings / 1024).toFixed(1)} KB written per reading; ` +
+            `other threads ${((100 * othersMs) / wallMs).toFixed(0)}% of a core; alerts ${latencies.length}/${plannedAlerts(plan)}, ` +
+            `ms after ingest p50 ${ms(50)} p99 ${ms(99)} max ${latencies.length ? latencies[latencies.length - 1] : '-'}\n`,
+        );
+        for (const line of await Promise.all(journeys)) process.stdout.write(`${line}\n`);
+      }
+    });
   } finally {
-    await petrel.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await app.stop();
   }
 }
 

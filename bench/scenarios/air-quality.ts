@@ -48,31 +48,23 @@ export const airQualityScenario: Scenario = {
 };
 
 async function airQualityRun(load: HttpLoad, o: BenchOptions, run: number): Promise<Record<string, number>> {
-  const key = randomBytes(24).toString('hex');
-  const dataDir = tempDir('aq');
-  const port = await freePort();
-  const petrel = spawnPetrel(['dev', '--data-dir', dataDir], port, { PETREL_API_KEYS: key, PETREL_SIMULATE: '0' }, 'handlers/air-quality/app.ts');
-  let alerts: AlertStream | undefined;
+  const app = await startAirQuality();
   try {
-    await waitHealthy(port, new Promise((resolve) => petrel.child.once('exit', resolve)));
-    alerts = await AlertStream.open(port);
-    const pid = petrel.child.pid!;
-    const target: LoadTarget = { port, path: '/readings', headers: { authorization: `Bearer ${key}` }, status: 202 };
+    const { port, pid, target, alerts } = app;
     /**
      * Readings at `rate` with planted spikes, from fresh devices each sending 10 readings/s;
      * resolves with the alerts' latency figures and the rate the ingress accepted.
      */
     const alertRun = async (rate: number, prefix: string) => {
-      const devices = Math.max(10, Math.round((o.alertDevices * rate) / RATE));
-      const plan: ReadingPlan = { devices, locations: LOCATIONS, warmUp: WARM_UP, perDevice: WARM_UP + Math.ceil((o.alertSeconds * rate) / devices), spikes: true, prefix, stepMs: 1000 / rate };
-      alerts!.latencies = [];
+      const plan = alertPlan(Math.max(10, Math.round((o.alertDevices * rate) / RATE)), o.alertSeconds, rate, prefix);
+      alerts.latencies = [];
       const cpu = threadCpuMs(pid, pid);
       const started = performance.now();
       const offered = await load.run({ kind: 'paced', target, body: { kind: 'reading', plan }, rate, count: totalReadings(plan) });
       await settled(port);
       // How busy the runtime's thread was (HTTP has a thread of its own): the headroom left.
       const busy = (100 * (threadCpuMs(pid, pid) - cpu)) / (performance.now() - started);
-      const latencies = await alerts!.awaitCount(plannedAlerts(plan));
+      const latencies = await alerts.awaitCount(plannedAlerts(plan));
       const share = ((100 * plannedAlerts(plan)) / totalReadings(plan)).toFixed(1);
       if (latencies.length !== plannedAlerts(plan)) log(`  warning at ${rate}/s: ${latencies.length} alerts arrived, ${plannedAlerts(plan)} planned; runtime thread ${busy.toFixed(0)}% busy`);
       else log(`  at ${rate}/s: ${latencies.length} alerts from ${totalReadings(plan).toLocaleString('en')} readings (${share}%), as planned; runtime thread ${busy.toFixed(0)}% busy`);
@@ -89,9 +81,46 @@ async function airQualityRun(load: HttpLoad, o: BenchOptions, run: number): Prom
     const sustained = (totalReadings(steady) * 1000) / (performance.now() - start);
     return { ...low.figures, ...high.figures, [OFFERED]: high.accepted, [SUSTAINED]: sustained, [BUSY]: high.busy };
   } finally {
+    await app.stop();
+  }
+}
+
+/** Readings from `devices` fresh devices (ids `<prefix>-<n>`) at `rate` for about `seconds` after their warm-up, two alerts planted per device. */
+export function alertPlan(devices: number, seconds: number, rate: number, prefix: string): ReadingPlan {
+  return { devices, locations: LOCATIONS, warmUp: WARM_UP, perDevice: WARM_UP + Math.ceil((seconds * rate) / devices), spikes: true, prefix, stepMs: 1000 / rate };
+}
+
+/** The air-quality app under test: `petrel dev` in a process of its own, with one device key and its alert stream open. */
+export interface AirQualityUnderTest {
+  port: number;
+  pid: number;
+  dataDir: string;
+  /** POST /readings with the device key: 202 when accepted. */
+  target: LoadTarget;
+  alerts: AlertStream;
+  /** Closes the stream, stops the process and removes its data. */
+  stop(): Promise<void>;
+}
+
+export async function startAirQuality(): Promise<AirQualityUnderTest> {
+  const key = randomBytes(24).toString('hex');
+  const dataDir = tempDir('aq');
+  const port = await freePort();
+  const petrel = spawnPetrel(['dev', '--data-dir', dataDir], port, { PETREL_API_KEYS: key, PETREL_SIMULATE: '0' }, 'handlers/air-quality/app.ts');
+  let alerts: AlertStream | undefined;
+  const stop = async () => {
     alerts?.close();
     await petrel.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitHealthy(port, new Promise((resolve) => petrel.child.once('exit', resolve)));
+    alerts = await AlertStream.open(port);
+    const target: LoadTarget = { port, path: '/readings', headers: { authorization: `Bearer ${key}` }, status: 202 };
+    return { port, pid: petrel.child.pid!, dataDir, target, alerts, stop };
+  } catch (error) {
+    await stop();
+    throw error;
   }
 }
 
