@@ -231,6 +231,10 @@ export function spawnPetrel(args: string[], port: number, env: Record<string, st
     }
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Never outlives the bench: a crash (or a closed stdout) would otherwise leave it serving.
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  void exited.then(() => process.off('exit', kill));
   return {
     child,
     port,
